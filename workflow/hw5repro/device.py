@@ -1,0 +1,48 @@
+"""Choice of device and numeric precision from configuration, with clear errors."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceError(RuntimeError):
+    """The configured device is not available."""
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda``/``cuda:N`` must exist."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"training.device is {spec!r} but no CUDA device is available "
+                "(torch.cuda.is_available() is False); use 'auto' or 'cpu'"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"training.device is {spec!r} but only {torch.cuda.device_count()} "
+                "CUDA device(s) are visible"
+            )
+    return device
+
+
+def resolve_precision(spec: str, device: torch.device) -> str:
+    """``auto`` -> bf16 autocast on GPUs that support it, fp32 otherwise."""
+    if spec == "auto":
+        bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return "bf16" if bf16_ok else "fp32"
+    return spec
+
+
+def resolve_channels_last(spec, device: torch.device) -> bool:
+    return device.type == "cuda" if spec == "auto" else bool(spec)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"

@@ -1,0 +1,51 @@
+"""The experiment grid of problem 6: which training runs a configuration asks for."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+LABEL_NOISE = "labels"
+INPUT_CORRUPTIONS = ("shuffled_pixels", "random_pixels", "gaussian")
+CORRUPTIONS = (LABEL_NOISE, *INPUT_CORRUPTIONS)
+
+
+def format_ratio(ratio: float) -> str:
+    """Canonical text of a label-noise ratio as used in file names: 0 -> '0', 0.2 -> '0.2'."""
+    return f"{float(ratio):g}"
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    """One training job: a corruption kind, its label-noise ratio and a seed."""
+
+    corruption: str
+    ratio: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.corruption}_r{format_ratio(self.ratio)}_s{self.seed}"
+
+    @classmethod
+    def from_name(cls, name: str) -> Run:
+        corruption, ratio, seed = name.rsplit("_", 2)
+        if corruption not in CORRUPTIONS or not ratio.startswith("r") or not seed.startswith("s"):
+            raise ValueError(f"not a run name: {name!r}")
+        return cls(corruption, float(ratio[1:]), int(seed[1:]))
+
+
+def runs_from_config(config: dict) -> list[Run]:
+    """Every run of the configuration: the label-ratio sweep and each input corruption
+    (trained with true labels), for every seed."""
+    exp = config["experiment"]
+    runs = []
+    for seed in exp["seeds"]:
+        runs += [Run(LABEL_NOISE, float(r), int(seed)) for r in exp["label_ratios"]]
+        runs += [Run(kind, 0.0, int(seed)) for kind in exp["input_corruptions"]]
+    return sorted(set(runs))
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """A stable 63-bit seed for an independent random stream (Python's hash() is salted)."""
+    return (int(seed) * 1_000_003 + zlib.crc32(stream.encode())) % (2**63 - 1)

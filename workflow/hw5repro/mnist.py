@@ -1,0 +1,133 @@
+"""MNIST: fetch the four IDX files (download or local copy), verify them, load them as tensors."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+#: SHA-256 of the four files after decompression.
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+FILES = tuple(SHA256)
+
+
+class DataError(RuntimeError):
+    """A data file is missing or corrupt."""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _copy_decompressed(source: Path, target: Path) -> None:
+    opener = gzip.open if source.suffix == ".gz" else open
+    try:
+        with opener(source, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read MNIST file {source}: {err}") from err
+
+
+def _stage_local(local_dir: Path, staging: Path) -> None:
+    for name in FILES:
+        candidates = [local_dir / name, local_dir / f"{name}.gz"]
+        source = next((c for c in candidates if c.is_file()), None)
+        if source is None:
+            raise DataError(
+                f"MNIST file {name} (or {name}.gz) not found in data.local_dir={local_dir}"
+            )
+        _copy_decompressed(source, staging / name)
+
+
+def _stage_download(staging: Path) -> None:
+    from torchvision.datasets import MNIST
+
+    MNIST(root=str(staging / "download"), train=True, download=True)
+    MNIST(root=str(staging / "download"), train=False, download=True)
+    raw = staging / "download" / "MNIST" / "raw"
+    for name in FILES:
+        shutil.move(raw / name, staging / name)
+    shutil.rmtree(staging / "download")
+
+
+def fetch(out_dir: str | Path, local_dir: str | Path | None = None) -> list[Path]:
+    """Put the four decompressed IDX files into ``out_dir``, verified by SHA-256.
+
+    With ``local_dir`` the files (gz or raw) are taken from that folder; otherwise torchvision
+    downloads them from its usual mirrors. Files are staged in a temporary folder and moved into
+    place only after all four checksums match, so a failure leaves no half-written output.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
+        staging = Path(tmp)
+        if local_dir is not None:
+            log.info("copying MNIST from %s", local_dir)
+            _stage_local(Path(local_dir), staging)
+        else:
+            log.info("downloading MNIST with torchvision")
+            _stage_download(staging)
+        for name in FILES:
+            got = sha256(staging / name)
+            if got != SHA256[name]:
+                raise DataError(
+                    f"MNIST file {name} is corrupt: SHA-256 {got} != expected {SHA256[name]}"
+                    + (f" (source folder {local_dir})" if local_dir else "")
+                )
+        targets = []
+        for name in FILES:
+            os.replace(staging / name, out_dir / name)
+            targets.append(out_dir / name)
+    return targets
+
+
+def load_split(raw_dir: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, 28, 28) uint8 and labels (N,) int64 of one split, read from verified IDX files."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    prefix = "train" if train else "t10k"
+    raw_dir = Path(raw_dir)
+    images_path = raw_dir / f"{prefix}-images-idx3-ubyte"
+    labels_path = raw_dir / f"{prefix}-labels-idx1-ubyte"
+    try:
+        images = read_image_file(str(images_path))
+        labels = read_label_file(str(labels_path)).long()
+    except (OSError, AssertionError, RuntimeError, ValueError) as err:
+        raise DataError(f"cannot parse MNIST file in {raw_dir}: {err}") from err
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{images_path} and {labels_path} hold different numbers of examples")
+    return images, labels
+
+
+def make_subset(raw_dir: str | Path, train_size: int, test_size: int | None, seed: int) -> dict:
+    """The experiment's data: ``train_size`` training images drawn once without replacement
+    with ``seed``, and the first ``test_size`` test images (all 10,000 when None)."""
+    train_x, train_y = load_split(raw_dir, train=True)
+    test_x, test_y = load_split(raw_dir, train=False)
+    generator = torch.Generator().manual_seed(seed)
+    indices = torch.randperm(train_x.shape[0], generator=generator)[:train_size]
+    test_n = test_x.shape[0] if test_size is None else test_size
+    return {
+        "train_indices": indices,
+        "train_x": train_x[indices].clone(),
+        "train_y": train_y[indices].clone(),
+        "test_x": test_x[:test_n].clone(),
+        "test_y": test_y[:test_n].clone(),
+    }

@@ -1,0 +1,51 @@
+"""The seed's modified AlexNet for 28x28 MNIST, with an optional width multiplier."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class AlexNet(nn.Module):
+    """Five conv layers, two 3x3/2 max-pools, dropout and two linear layers.
+
+    At ``width=1`` this is exactly the seed's network (8,925,738 parameters); ``width`` scales every
+    channel and hidden-unit count for fast CPU runs.
+    """
+
+    def __init__(self, num_classes: int = 10, width: float = 1.0, dropout: float = 0.5):
+        super().__init__()
+
+        def w(channels: int) -> int:
+            return max(1, round(channels * width))
+
+        c1, c2, c3, c4, hidden = w(96), w(256), w(384), w(256), w(800)
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, kernel_size=4),  # 28 -> 25
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c1, kernel_size=3),  # 25 -> 23
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, kernel_size=5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),  # 23 -> 11
+            nn.Conv2d(c2, c3, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c3, c3, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c3, c4, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(kernel_size=3, stride=2),  # 11 -> 5
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(1),
+            nn.Dropout(dropout),
+            nn.Linear(c4 * 5 * 5, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,364 @@
+"""A fast, preemption-safe training loop for one run of the memorisation experiment.
+
+The training subset and test set live on the device as tensors; every epoch draws a permutation on
+the device; losses and accuracies are accumulated on the device and read back once per epoch (no
+per-step host syncs); optional channels_last, bf16 autocast and torch.compile. An atomic checkpoint
+(model, optimiser, RNG states, epoch, metrics so far) is written every ``checkpoint_every`` epochs
+and when SIGTERM arrives (what SLURM sends before it kills a job); a restarted job resumes from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .corruption import to_float
+from .device import resolve_channels_last, resolve_device, resolve_precision
+from .experiment import stream_seed
+from .model import AlexNet
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "train_acc_kept",
+    "train_acc_replaced",
+    "test_loss",
+    "test_acc",
+    "epoch_seconds",
+    "eval_seconds",
+]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+class Preempted(RuntimeError):
+    """SIGTERM arrived; a checkpoint was written and the job should be restarted."""
+
+
+@dataclass
+class Settings:
+    """What one training run needs to know, taken from the ``model`` and ``training`` sections."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    width: float = 1.0
+    dropout: float = 0.5
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: object = "auto"
+    compile: bool = False
+    eval_every: int = 1
+    eval_batch_size: int = 1000
+    checkpoint_every: int = 10
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Settings:
+        t, m = config["training"], config["model"]
+        keys = set(cls.__dataclass_fields__) - {"extra", "width", "dropout"}
+        return cls(width=m["width"], dropout=m["dropout"], **{k: t[k] for k in keys if k in t})
+
+
+@dataclass
+class RunData:
+    """Training and test tensors of one run (float images in [0, 1] or corrupted inputs)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    replaced: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @classmethod
+    def from_artifacts(cls, subset: dict, corrupted: dict) -> RunData:
+        train_x = corrupted["train_x"]
+        test_x = corrupted["test_x"]
+        return cls(
+            train_x=to_float(subset["train_x"]) if train_x is None else train_x,
+            train_y=corrupted["labels"],
+            replaced=corrupted["replaced"],
+            test_x=to_float(subset["test_x"]) if test_x is None else test_x,
+            test_y=subset["test_y"],
+        )
+
+
+class _SigtermFlag:
+    """Records SIGTERM instead of dying, so the loop can checkpoint first."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # not in the main thread: leave signals alone
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.raised = True
+        log.warning("SIGTERM received: finishing this epoch, then checkpointing")
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def build_model(settings: Settings, seed: int) -> AlexNet:
+    torch.manual_seed(stream_seed(seed, "init"))
+    return AlexNet(width=settings.width, dropout=settings.dropout)
+
+
+@torch.no_grad()
+def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy and the per-example correctness, both left on the device."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.empty(x.shape[0], dtype=torch.bool, device=x.device)
+    for start in range(0, x.shape[0], batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        with autocast():
+            out = model(xb)
+        loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
+        correct[start : start + batch_size] = out.argmax(1) == yb
+    return loss_sum, correct
+
+
+def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torch.Tensor:
+    """One epoch of minibatch SGD over a device-side permutation; returns the per-step losses
+    (on the device). The last, smaller batch is kept, as a DataLoader does by default."""
+    model.train()
+    n = x.shape[0]
+    perm = torch.randperm(n, device=x.device, generator=generator)
+    steps = math.ceil(n / batch_size)
+    losses = torch.empty(steps, device=x.device)
+    for step in range(steps):
+        idx = perm[step * batch_size : (step + 1) * batch_size]
+        with autocast():
+            out = model(x[idx])
+        loss = F.cross_entropy(out.float(), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses[step] = loss.detach()
+    return losses
+
+
+def _rng_state(generator, device) -> dict:
+    state = {"cpu": torch.get_rng_state(), "perm": generator.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, generator, device) -> None:
+    torch.set_rng_state(state["cpu"])
+    generator.set_state(state["perm"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def train(
+    data: RunData,
+    settings: Settings,
+    seed: int,
+    checkpoint: str | Path | None = None,
+    progress: bool | None = None,
+    desc: str = "train",
+) -> tuple[list[dict], AlexNet, dict]:
+    """Train one run; returns the per-epoch metrics, the trained model and facts about the run.
+
+    With ``checkpoint`` the run resumes from that file when it exists and writes it every
+    ``settings.checkpoint_every`` epochs and on SIGTERM (then raises :class:`Preempted`).
+    """
+    device = resolve_device(settings.device)
+    precision = resolve_precision(settings.precision, device)
+    channels_last = resolve_channels_last(settings.channels_last, device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def autocast():
+        if precision == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    model = build_model(settings, seed).to(device, memory_format=memory_format)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+    )
+    generator = torch.Generator(device=device).manual_seed(stream_seed(seed, "batches"))
+    train_x = data.train_x.to(device, memory_format=memory_format)
+    test_x = data.test_x.to(device, memory_format=memory_format)
+    train_y, test_y = data.train_y.to(device), data.test_y.to(device)
+    replaced = data.replaced.to(device)
+    n_replaced = int(data.replaced.sum())
+    n_kept = data.replaced.numel() - n_replaced
+
+    metrics: list[dict] = []
+    start_epoch = 0
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"], generator, device)
+        metrics, start_epoch = list(state["metrics"]), int(state["epoch"])
+        log.info("resumed %s from %s at epoch %d", desc, checkpoint, start_epoch)
+
+    step_model = model
+    if settings.compile:
+        try:
+            step_model = torch.compile(model)
+        except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
+            log.warning("torch.compile unavailable (%s); training eagerly", err)
+
+    def save_checkpoint(epoch: int) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": _rng_state(generator, device),
+            "epoch": epoch,
+            "metrics": metrics,
+        }
+        save_atomic(state, checkpoint)
+
+    wall_start = time.perf_counter()
+    bar = tqdm(range(start_epoch, settings.epochs), desc=desc, disable=progress is False,
+               initial=start_epoch, total=settings.epochs, unit="epoch")
+    with _SigtermFlag() as sigterm:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            losses = train_epoch(
+                step_model, optimizer, train_x, train_y, settings.batch_size, generator, autocast
+            )
+            n = train_x.shape[0]
+            weights = torch.full_like(losses, settings.batch_size)
+            weights[-1] = n - settings.batch_size * (losses.numel() - 1)
+            train_loss = (losses * weights).sum() / n
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t1 = time.perf_counter()
+            is_last = epoch + 1 == settings.epochs
+            _, correct = evaluate(model, train_x, train_y, settings.eval_batch_size, autocast)
+            values = [train_loss, correct.float().mean(),
+                      correct[~replaced].float().sum() / max(n_kept, 1),
+                      correct[replaced].float().sum() / max(n_replaced, 1)]
+            if is_last or (epoch + 1) % settings.eval_every == 0:
+                test_loss, test_correct = evaluate(
+                    model, test_x, test_y, settings.eval_batch_size, autocast
+                )
+                values += [test_loss / test_x.shape[0], test_correct.float().mean()]
+            else:
+                values += [torch.tensor(float("nan"), device=device)] * 2
+            (loss, acc, acc_kept, acc_repl, test_loss_v, test_acc) = torch.stack(values).tolist()
+            t2 = time.perf_counter()
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": loss,
+                "train_acc": acc,
+                "train_acc_kept": acc_kept if n_kept else float("nan"),
+                "train_acc_replaced": acc_repl if n_replaced else float("nan"),
+                "test_loss": test_loss_v,
+                "test_acc": test_acc,
+                "epoch_seconds": t1 - t0,
+                "eval_seconds": t2 - t1,
+            }
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"{desc}: training loss became {loss} at epoch {epoch + 1}; "
+                    "lower training.lr or check the data"
+                )
+            metrics.append(row)
+            log.info(
+                "%s epoch %d/%d train_loss %.4f train_acc %.4f test_acc %.4f (%.2fs)",
+                desc, epoch + 1, settings.epochs, loss, acc, test_acc, t1 - t0,
+            )
+            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
+            if checkpoint is not None and (
+                sigterm.raised or (epoch + 1) % settings.checkpoint_every == 0
+            ):
+                save_checkpoint(epoch + 1)
+            if sigterm.raised:
+                raise Preempted(
+                    f"{desc}: stopped by SIGTERM after epoch {epoch + 1}; checkpoint {checkpoint} "
+                    "written, rerun the job to resume"
+                )
+    info = {
+        "device": str(device),
+        "precision": precision,
+        "channels_last": channels_last,
+        "compiled": step_model is not model,
+        "resumed_from_epoch": start_epoch,
+        "wall_seconds": time.perf_counter() - wall_start,
+    }
+    return metrics, model, info
+
+
+def train_job(run_id, subset_path, corrupted_path, config, outputs, checkpoint, threads=None):
+    """The Snakemake training job: load the artifacts, train (resuming if a checkpoint exists),
+    write metrics CSV, final model and a JSON of facts; the checkpoint is removed at the end."""
+    import json
+    import platform
+
+    import pandas as pd
+
+    from .device import device_name
+    from .experiment import Run
+    from .model import count_parameters
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    run = Run.from_name(run_id)
+    subset = torch.load(subset_path, weights_only=True)
+    corrupted = torch.load(corrupted_path, weights_only=True)
+    settings = Settings.from_config(config)
+    data = RunData.from_artifacts(subset, corrupted)
+    metrics, model, info = train(data, settings, run.seed, checkpoint=checkpoint, desc=run_id)
+    pd.DataFrame(metrics, columns=METRIC_COLUMNS).to_csv(outputs.metrics, index=False)
+    save_atomic(model.state_dict(), Path(outputs.model))
+    device = torch.device(info["device"])
+    train_seconds = sum(row["epoch_seconds"] for row in metrics)
+    info |= {
+        "run_id": run_id,
+        "corruption": run.corruption,
+        "ratio": run.ratio,
+        "seed": run.seed,
+        "parameters": count_parameters(model),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "train_images": int(data.train_x.shape[0]),
+        "test_images": int(data.test_x.shape[0]),
+        "train_seconds": train_seconds,
+        "images_per_second": data.train_x.shape[0] * len(metrics) / max(train_seconds, 1e-9),
+    }
+    Path(outputs.info).write_text(json.dumps(info, indent=2))
+    Path(checkpoint).unlink(missing_ok=True)

@@ -1,0 +1,54 @@
+rule fetch_mnist:
+    input:
+        code=code("mnist"),
+    output:
+        expand("resources/mnist/{file}", file=MNIST_FILES),
+    params:
+        local_dir=config["data"]["local_dir"],
+    log:
+        "results/logs/fetch_mnist.log",
+    benchmark:
+        "results/benchmarks/fetch_mnist.tsv"
+    resources:
+        runtime=config["resources"]["default"]["runtime"],
+        mem_mb=config["resources"]["default"]["mem_mb"],
+    script:
+        "../scripts/fetch_mnist.py"
+
+
+rule mnist_subset:
+    input:
+        raw=rules.fetch_mnist.output,
+        code=code("mnist"),
+    output:
+        "results/data/mnist_subset.pt",
+    params:
+        seed=config["seed"],
+        train_size=config["data"]["train_size"],
+        test_size=config["data"]["test_size"],
+    log:
+        "results/logs/mnist_subset.log",
+    benchmark:
+        "results/benchmarks/mnist_subset.tsv"
+    resources:
+        runtime=config["resources"]["default"]["runtime"],
+        mem_mb=config["resources"]["default"]["mem_mb"],
+    script:
+        "../scripts/mnist_subset.py"
+
+
+rule corrupt_dataset:
+    input:
+        subset=rules.mnist_subset.output[0],
+        code=code("corruption", "experiment"),
+    output:
+        "results/data/corrupted/{run_id}.pt",
+    log:
+        "results/logs/corrupt_dataset/{run_id}.log",
+    benchmark:
+        "results/benchmarks/corrupt_dataset/{run_id}.tsv"
+    resources:
+        runtime=config["resources"]["default"]["runtime"],
+        mem_mb=config["resources"]["default"]["mem_mb"],
+    script:
+        "../scripts/corrupt_dataset.py"

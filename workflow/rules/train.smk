@@ -1,0 +1,21 @@
+rule train:
+    input:
+        subset=rules.mnist_subset.output[0],
+        corrupted=rules.corrupt_dataset.output[0],
+        code=code("training", "model", "device", "corruption"),
+    output:
+        metrics="results/runs/{run_id}/metrics.csv",
+        model="results/runs/{run_id}/model.pt",
+        info="results/runs/{run_id}/run.json",
+    params:
+        settings=training_settings(),
+        checkpoint="results/runs/{run_id}/checkpoint.pt",
+    log:
+        "results/logs/train/{run_id}.log",
+    benchmark:
+        "results/benchmarks/train/{run_id}.tsv"
+    threads: config["resources"]["train"]["threads"]
+    resources:
+        **train_resources(),
+    script:
+        "../scripts/train.py"
