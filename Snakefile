@@ -11,8 +11,14 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/problems.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         run_outputs("metrics.csv"),
+        MEMORISATION_OUTPUTS,
+        PROBLEM_OUTPUTS,
+        REPORT_OUTPUTS,

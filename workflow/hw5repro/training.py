@@ -251,8 +251,15 @@ def train(
         save_atomic(state, checkpoint)
 
     wall_start = time.perf_counter()
-    bar = tqdm(range(start_epoch, settings.epochs), desc=desc, disable=progress is False,
-               initial=start_epoch, total=settings.epochs, unit="epoch")
+    # A progress bar on a terminal (progress=None lets tqdm decide), one log line per epoch always.
+    bar = tqdm(
+        range(start_epoch, settings.epochs),
+        desc=desc,
+        disable=None if progress is None else not progress,
+        initial=start_epoch,
+        total=settings.epochs,
+        unit="epoch",
+    )
     with _SigtermFlag() as sigterm:
         for epoch in bar:
             t0 = time.perf_counter()
