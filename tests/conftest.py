@@ -54,8 +54,16 @@ def write_config(path: Path, preset: str = "smoke", **overrides) -> Path:
 
 def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True, **kwargs):
     """Run the project's Snakefile with ``workdir`` as working directory."""
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(configfile), *args]
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -77,3 +85,15 @@ def smoke_run(tmp_path_factory) -> Path:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI nothing may skip: every system component is installed by .ci/run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if in_ci() and skipped:
+        names = ", ".join(report.nodeid for report in skipped)
+        reporter.write_line(
+            f"CI: {len(skipped)} test(s) skipped, which CI forbids: {names}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -13,8 +13,15 @@ from .experiment import LABEL_NOISE, Run
 
 RUN_KEYS = ["run_id", "corruption", "ratio", "seed"]
 #: Final-epoch statistics summarised across seeds (mean and sd).
-SUMMARY_METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "test_error",
-                   "train_seconds", "epochs_to_fit"]
+SUMMARY_METRICS = [
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "test_error",
+    "train_seconds",
+    "epochs_to_fit",
+]
 #: Display names of the corruption kinds (true and random labels are the two ends of the sweep).
 KIND_LABELS = {
     "true_labels": "true labels",
@@ -58,22 +65,24 @@ def load_epochs(metrics_paths: Sequence[str | Path]) -> pd.DataFrame:
 def final_metrics(epochs: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """One row per run: last-epoch metrics, total training seconds and epochs to fit."""
     rows = []
-    for run_id, frame in epochs.groupby("run_id", sort=False):
+    for _, frame in epochs.groupby("run_id", sort=False):
         frame = frame.sort_values("epoch")
         last = frame.iloc[-1]
         fit = epochs_to_fit(frame["train_acc"].tolist(), threshold)
-        rows.append({
-            **{k: last[k] for k in RUN_KEYS},
-            "kind": kind_of(last["corruption"], last["ratio"]),
-            "epochs": int(last["epoch"]),
-            "train_loss": last["train_loss"],
-            "train_acc": last["train_acc"],
-            "test_loss": last["test_loss"],
-            "test_acc": last["test_acc"],
-            "test_error": 1.0 - last["test_acc"],
-            "train_seconds": frame["epoch_seconds"].sum(),
-            "epochs_to_fit": float("nan") if fit is None else fit,
-        })
+        rows.append(
+            {
+                **{k: last[k] for k in RUN_KEYS},
+                "kind": kind_of(last["corruption"], last["ratio"]),
+                "epochs": int(last["epoch"]),
+                "train_loss": last["train_loss"],
+                "train_acc": last["train_acc"],
+                "test_loss": last["test_loss"],
+                "test_acc": last["test_acc"],
+                "test_error": 1.0 - last["test_acc"],
+                "train_seconds": frame["epoch_seconds"].sum(),
+                "epochs_to_fit": float("nan") if fit is None else fit,
+            }
+        )
     return pd.DataFrame(rows).sort_values(["corruption", "ratio", "seed"], ignore_index=True)
 
 

@@ -1,7 +1,7 @@
 """Corrupted training sets of Zhang et al. (2017), each made once and saved as an artifact.
 
-Label noise at ratio r: exactly round(r * N) training examples, chosen with a fixed seed, get a label
-drawn uniformly from the 10 classes (so about 0.9 * r of the labels actually change). For one seed
+Label noise at ratio r: exactly round(r * N) training examples, chosen with a fixed seed, get a
+label drawn uniformly from the 10 classes (so about 0.9 * r of the labels actually change). For one seed
 the chosen examples and their random labels come from one stream that does not depend on r, so the
 corrupted set at a smaller ratio is contained in the one at a larger ratio. Input corruptions keep
 the true labels. Test labels are never changed.
@@ -21,7 +21,9 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(255.0)
 
 
-def noisy_labels(labels: torch.Tensor, ratio: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def noisy_labels(
+    labels: torch.Tensor, ratio: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels with round(ratio * N) entries replaced by uniform draws, and the mask of replaced
     entries (a replaced entry may by chance equal its true label)."""
     n = labels.shape[0]
@@ -36,22 +38,25 @@ def noisy_labels(labels: torch.Tensor, ratio: float, seed: int) -> tuple[torch.T
     return noisy, mask
 
 
-def corrupt_inputs(
-    kind: str, train_x: torch.Tensor, test_x: torch.Tensor, seed: int
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Corrupted float training inputs and, where the corruption applies to it, test inputs."""
+def corrupt_inputs(kind: str, train_x: torch.Tensor, test_x: torch.Tensor, seed: int) -> dict:
+    """Corrupted float training inputs, and test inputs where the corruption applies to them
+    (``None``: the test set keeps its images); shuffled pixels also record their permutation."""
     generator = torch.Generator().manual_seed(stream_seed(seed, kind))
     flat = train_x.flatten(1)
     if kind == "shuffled_pixels":  # one permutation, shared by every train and test image
         perm = torch.randperm(flat.shape[1], generator=generator)
-        return flat[:, perm].view_as(train_x), test_x.flatten(1)[:, perm].view_as(test_x)
+        return {
+            "train_x": flat[:, perm].view_as(train_x),
+            "test_x": test_x.flatten(1)[:, perm].view_as(test_x),
+            "permutation": perm,
+        }
     if kind == "random_pixels":  # an independent permutation per training image
         perms = torch.rand(flat.shape, generator=generator).argsort(dim=1)
-        return flat.gather(1, perms).view_as(train_x), None
+        return {"train_x": flat.gather(1, perms).view_as(train_x), "test_x": None}
     if kind == "gaussian":  # i.i.d. Gaussian pixels with the training set's mean and variance
         mean, std = flat.mean(), flat.std()
         noise = torch.randn(flat.shape, generator=generator) * std + mean
-        return noise.view_as(train_x), None
+        return {"train_x": noise.view_as(train_x), "test_x": None}
     raise ValueError(f"unknown input corruption {kind!r}; expected one of {INPUT_CORRUPTIONS}")
 
 
@@ -61,16 +66,10 @@ def make_corrupted(subset: dict, run: Run) -> dict:
     y_true = subset["train_y"]
     if run.corruption == LABEL_NOISE:
         labels, mask = noisy_labels(y_true, run.ratio, run.seed)
-        train_x = test_x = None
+        inputs = {"train_x": None, "test_x": None}
     else:
         labels, mask = y_true.clone(), torch.zeros_like(y_true, dtype=torch.bool)
-        train_x, test_x = corrupt_inputs(
+        inputs = corrupt_inputs(
             run.corruption, to_float(subset["train_x"]), to_float(subset["test_x"]), run.seed
         )
-    return {
-        "run": run.name,
-        "labels": labels,
-        "replaced": mask,
-        "train_x": train_x,
-        "test_x": test_x,
-    }
+    return {"run": run.name, "labels": labels, "replaced": mask, **inputs}

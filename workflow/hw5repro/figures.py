@@ -54,8 +54,15 @@ def _band(frame: pd.DataFrame) -> str | None:
 def _curves(epochs: pd.DataFrame, column: str, ylabel: str, stem: Path, title: str) -> None:
     labels = _ratio_label(epochs[epochs.corruption == LABEL_NOISE])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    sns.lineplot(data=labels, x="epoch", y=column, hue="label noise", errorbar=_band(labels),
-                 palette="viridis", ax=ax)
+    sns.lineplot(
+        data=labels,
+        x="epoch",
+        y=column,
+        hue="label noise",
+        errorbar=_band(labels),
+        palette="viridis",
+        ax=ax,
+    )
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.legend(title="random labels", fontsize="small", ncols=2)
     _save(fig, stem)
@@ -68,26 +75,59 @@ def _random_labels_curves(epochs: pd.DataFrame, stem: Path) -> None:
         ax.text(0.5, 0.5, "no run with 100% random labels", ha="center", transform=ax.transAxes)
     else:
         band = "sd" if random["seed"].nunique() > 1 else None
-        sns.lineplot(data=random, x="epoch", y="train_loss", errorbar=band, color="C0", ax=ax,
-                     label="training loss", legend=False)
+        sns.lineplot(
+            data=random,
+            x="epoch",
+            y="train_loss",
+            errorbar=band,
+            color="C0",
+            ax=ax,
+            label="training loss",
+            legend=False,
+        )
         twin = ax.twinx()
-        sns.lineplot(data=random, x="epoch", y="train_acc", errorbar=band, color="C3", ax=twin,
-                     label="training accuracy", legend=False)
+        sns.lineplot(
+            data=random,
+            x="epoch",
+            y="train_acc",
+            errorbar=band,
+            color="C3",
+            ax=twin,
+            label="training accuracy",
+            legend=False,
+        )
         twin.set(ylabel="training accuracy", ylim=(0, 1.02))
         twin.grid(False)
         handles = ax.get_lines()[:1] + twin.get_lines()[:1]
         ax.legend(handles, ["training loss", "training accuracy"], loc="center right")
-    ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)",
-           title="(c) 100% random labels: loss and accuracy")
+    ax.set(
+        xlabel="epoch",
+        ylabel="training loss (cross-entropy)",
+        title="(c) 100% random labels: loss and accuracy",
+    )
     _save(fig, stem)
 
 
-def _against_ratio(final: pd.DataFrame, column: str, ylabel: str, stem: Path, title: str,
-                   chance: float | None = None) -> None:
+def _against_ratio(
+    final: pd.DataFrame,
+    column: str,
+    ylabel: str,
+    stem: Path,
+    title: str,
+    chance: float | None = None,
+) -> None:
     labels = final[final.corruption == LABEL_NOISE]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    sns.lineplot(data=labels, x="ratio", y=column, marker="o", errorbar="sd", ax=ax,
-                 err_style="bars", label="mean over seeds" if labels.seed.nunique() > 1 else None)
+    sns.lineplot(
+        data=labels,
+        x="ratio",
+        y=column,
+        marker="o",
+        errorbar="sd",
+        ax=ax,
+        err_style="bars",
+        label="mean over seeds" if labels.seed.nunique() > 1 else None,
+    )
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", label=f"chance ({chance:.0%})")
     ax.set(xlabel="fraction of random labels", ylabel=ylabel, title=title)
@@ -99,28 +139,52 @@ def _against_ratio(final: pd.DataFrame, column: str, ylabel: str, stem: Path, ti
 def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, stem: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), width_ratios=(3, 2))
     never = int(final["epochs"].max()) + 1
-    plotted = final.assign(fitted=final.epochs_to_fit.notna(),
-                           shown=final.epochs_to_fit.fillna(never))
+    plotted = final.assign(
+        fitted=final.epochs_to_fit.notna(), shown=final.epochs_to_fit.fillna(never)
+    )
     labels = plotted[plotted.corruption == LABEL_NOISE]
-    sns.lineplot(data=labels[labels.fitted], x="ratio", y="shown", marker="o", errorbar="sd",
-                 err_style="bars", ax=left, label="reached threshold")
+    sns.lineplot(
+        data=labels[labels.fitted],
+        x="ratio",
+        y="shown",
+        marker="o",
+        errorbar="sd",
+        err_style="bars",
+        ax=left,
+        label="reached threshold",
+    )
     unfit = labels[~labels.fitted]
     if len(unfit):
-        left.scatter(unfit.ratio, unfit.shown, marker="x", color="C3", s=60, zorder=3,
-                     label=f"not reached in {never - 1} epochs")
-    left.set(xlabel="fraction of random labels", ylabel=f"epochs to {threshold:.0%} train acc.",
-             title="(f) time to fit vs label noise")
+        left.scatter(
+            unfit.ratio,
+            unfit.shown,
+            marker="x",
+            color="C3",
+            s=60,
+            zorder=3,
+            label=f"not reached in {never - 1} epochs",
+        )
+    left.set(
+        xlabel="fraction of random labels",
+        ylabel=f"epochs to {threshold:.0%} train acc.",
+        title="(f) time to fit vs label noise",
+    )
     left.legend(fontsize="small")
     kinds = plotted[plotted.kind != "partial_labels"].copy()
     kinds["kind"] = kinds["kind"].map(KIND_LABELS)
     order = [KIND_LABELS[k] for k in KIND_LABELS if KIND_LABELS[k] in set(kinds["kind"])]
-    sns.barplot(data=kinds, y="kind", x="shown", order=order, errorbar="sd", ax=right,
-                color="C0")
+    sns.barplot(data=kinds, y="kind", x="shown", order=order, errorbar="sd", ax=right, color="C0")
     for i, kind in enumerate(order):
         rows = kinds[kinds.kind == kind]
         fitted = int(rows.fitted.sum())
-        right.text(never * 0.02, i, f"{fitted}/{len(rows)} fitted", va="center", color="white",
-                   fontsize="small")
+        right.text(
+            never * 0.02,
+            i,
+            f"{fitted}/{len(rows)} fitted",
+            va="center",
+            color="white",
+            fontsize="small",
+        )
     right.axvline(never, color="C3", linestyle=":", label="not fitted")
     right.set(xlabel=f"epochs to {threshold:.0%} train acc.", ylabel="", title="by corruption")
     _save(fig, stem)
@@ -128,15 +192,31 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
 
 def _generalisation_gap(final: pd.DataFrame, stem: Path) -> None:
     labels = final[final.corruption == LABEL_NOISE].assign(train_error=lambda f: 1 - f.train_acc)
-    long = labels.melt(id_vars=["ratio", "seed"], value_vars=["train_error", "test_error"],
-                       var_name="set", value_name="error")
+    long = labels.melt(
+        id_vars=["ratio", "seed"],
+        value_vars=["train_error", "test_error"],
+        var_name="set",
+        value_name="error",
+    )
     long["set"] = long["set"].map({"train_error": "training error", "test_error": "test error"})
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    sns.lineplot(data=long, x="ratio", y="error", hue="set", marker="o", errorbar="sd",
-                 err_style="bars", ax=ax)
+    sns.lineplot(
+        data=long,
+        x="ratio",
+        y="error",
+        hue="set",
+        marker="o",
+        errorbar="sd",
+        err_style="bars",
+        ax=ax,
+    )
     ax.axhline(1 - 1 / NUM_CLASSES, color="grey", linestyle="--", label="chance (90%)")
-    ax.set(xlabel="fraction of random labels", ylabel="error", ylim=(-0.02, 1.0),
-           title="(g) generalisation gap = test error - training error")
+    ax.set(
+        xlabel="fraction of random labels",
+        ylabel="error",
+        ylim=(-0.02, 1.0),
+        title="(g) generalisation gap = test error - training error",
+    )
     ax.legend()
     _save(fig, stem)
 
@@ -145,20 +225,40 @@ def _kept_vs_replaced(epochs: pd.DataFrame, stem: Path) -> None:
     partial = epochs[(epochs.corruption == LABEL_NOISE) & (epochs.ratio > 0) & (epochs.ratio < 1)]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     if partial.empty:
-        ax.text(0.5, 0.5, "no partially corrupted runs in this configuration", ha="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no partially corrupted runs in this configuration",
+            ha="center",
+            transform=ax.transAxes,
+        )
     else:
         long = _ratio_label(partial).melt(
             id_vars=["label noise", "epoch", "seed"],
             value_vars=["train_acc_kept", "train_acc_replaced"],
-            var_name="examples", value_name="accuracy")
+            var_name="examples",
+            value_name="accuracy",
+        )
         long["examples"] = long["examples"].map(
-            {"train_acc_kept": "labels kept", "train_acc_replaced": "labels replaced"})
-        sns.lineplot(data=long, x="epoch", y="accuracy", hue="label noise", style="examples",
-                     errorbar="sd" if long.seed.nunique() > 1 else None, palette="viridis", ax=ax)
+            {"train_acc_kept": "labels kept", "train_acc_replaced": "labels replaced"}
+        )
+        sns.lineplot(
+            data=long,
+            x="epoch",
+            y="accuracy",
+            hue="label noise",
+            style="examples",
+            errorbar="sd" if long.seed.nunique() > 1 else None,
+            palette="viridis",
+            ax=ax,
+        )
         ax.legend(fontsize="small", ncols=2)
-    ax.set(xlabel="epoch", ylabel="training accuracy on the subset", ylim=(0, 1.02),
-           title="(h) clean examples are fitted before noisy ones")
+    ax.set(
+        xlabel="epoch",
+        ylabel="training accuracy on the subset",
+        ylim=(0, 1.02),
+        title="(h) clean examples are fitted before noisy ones",
+    )
     _save(fig, stem)
 
 
@@ -169,15 +269,28 @@ def figures_job(epochs_csv, final_csv, summary_csv, threshold: float, out_dir) -
     out.mkdir(parents=True, exist_ok=True)
     epochs, final = pd.read_csv(epochs_csv), pd.read_csv(final_csv)
     summary = pd.read_csv(summary_csv)
-    _curves(epochs, "train_loss", "training loss (cross-entropy)", out / "train_loss",
-            "(a) training loss")
-    _curves(epochs, "train_acc", "training accuracy", out / "train_accuracy",
-            "(b) training accuracy")
+    _curves(
+        epochs,
+        "train_loss",
+        "training loss (cross-entropy)",
+        out / "train_loss",
+        "(a) training loss",
+    )
+    _curves(
+        epochs, "train_acc", "training accuracy", out / "train_accuracy", "(b) training accuracy"
+    )
     _random_labels_curves(epochs, out / "random_labels_curves")
-    _against_ratio(final, "train_seconds", "training time [s]", out / "training_time",
-                   "(d) training time")
-    _against_ratio(final, "test_error", "test error", out / "test_error",
-                   "(e) test error", chance=1 - 1 / NUM_CLASSES)
+    _against_ratio(
+        final, "train_seconds", "training time [s]", out / "training_time", "(d) training time"
+    )
+    _against_ratio(
+        final,
+        "test_error",
+        "test error",
+        out / "test_error",
+        "(e) test error",
+        chance=1 - 1 / NUM_CLASSES,
+    )
     _time_to_fit(final, summary, threshold, out / "time_to_fit")
     _generalisation_gap(final, out / "generalisation_gap")
     _kept_vs_replaced(epochs, out / "kept_vs_replaced")

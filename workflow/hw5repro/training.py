@@ -275,9 +275,12 @@ def train(
             t1 = time.perf_counter()
             is_last = epoch + 1 == settings.epochs
             _, correct = evaluate(model, train_x, train_y, settings.eval_batch_size, autocast)
-            values = [train_loss, correct.float().mean(),
-                      correct[~replaced].float().sum() / max(n_kept, 1),
-                      correct[replaced].float().sum() / max(n_replaced, 1)]
+            values = [
+                train_loss,
+                correct.float().mean(),
+                correct[~replaced].float().sum() / max(n_kept, 1),
+                correct[replaced].float().sum() / max(n_replaced, 1),
+            ]
             if is_last or (epoch + 1) % settings.eval_every == 0:
                 test_loss, test_correct = evaluate(
                     model, test_x, test_y, settings.eval_batch_size, autocast
@@ -306,7 +309,13 @@ def train(
             metrics.append(row)
             log.info(
                 "%s epoch %d/%d train_loss %.4f train_acc %.4f test_acc %.4f (%.2fs)",
-                desc, epoch + 1, settings.epochs, loss, acc, test_acc, t1 - t0,
+                desc,
+                epoch + 1,
+                settings.epochs,
+                loss,
+                acc,
+                test_acc,
+                t1 - t0,
             )
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
             if checkpoint is not None and (

@@ -1,4 +1,5 @@
-# Configuration validation (once), the run grid and input functions shared by every rule.
+# Configuration validation (once), the run grid and input functions shared by all steps.
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -6,20 +7,23 @@ from snakemake.utils import validate
 from hw5repro.experiment import Run, runs_from_config
 from hw5repro.mnist import FILES as MNIST_FILES
 
-
 validate(config, schema="../../config/schema.yaml")
 
 REPO = Path(workflow.basedir)
+# Jobs import the hw5repro package from this checkout, also inside a conda environment
+# (a variable this workflow sets for its jobs, not one it requires from the user).
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [str(REPO / "workflow"), os.getenv("PYTHONPATH")])
+    )
+)
+ENV = str(REPO / "envs" / "hw5repro.yaml")
 RUNS = runs_from_config(config)
 RUN_IDS = [run.name for run in RUNS]
 
 
-wildcard_constraints:
-    run_id=r"(labels|shuffled_pixels|random_pixels|gaussian)_r[0-9.]+_s[0-9]+",
-
-
 def code(*modules):
-    """Package modules a rule depends on: editing one reruns that rule and what follows."""
+    """Package modules that a step depends on; editing one reruns the step and what follows."""
     return [str(REPO / "workflow" / "hw5repro" / f"{module}.py") for module in modules]
 
 
@@ -35,7 +39,12 @@ def training_settings():
 def train_resources():
     res = config["resources"]["train"]
     extra = {"gpu_model": res["gpu_model"]} if res["gpu_model"] else {}
-    return {"gpu": res["gpu"], "mem_mb": res["mem_mb"], "runtime": res["runtime"], **extra}
+    return {
+        "gpu": res["gpu"],
+        "mem_mb": res["mem_mb"],
+        "runtime": res["runtime"],
+        **extra,
+    }
 
 
 def run_outputs(name):

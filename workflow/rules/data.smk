@@ -3,15 +3,17 @@ rule fetch_mnist:
         code=code("mnist"),
     output:
         expand("resources/mnist/{file}", file=MNIST_FILES),
-    params:
-        local_dir=config["data"]["local_dir"],
     log:
         "results/logs/fetch_mnist.log",
     benchmark:
         "results/benchmarks/fetch_mnist.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
+    params:
+        local_dir=config["data"]["local_dir"],
     script:
         "../scripts/fetch_mnist.py"
 
@@ -22,17 +24,19 @@ rule mnist_subset:
         code=code("mnist"),
     output:
         "results/data/mnist_subset.pt",
-    params:
-        seed=config["seed"],
-        train_size=config["data"]["train_size"],
-        test_size=config["data"]["test_size"],
     log:
         "results/logs/mnist_subset.log",
     benchmark:
         "results/benchmarks/mnist_subset.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
+    params:
+        seed=config["seed"],
+        train_size=config["data"]["train_size"],
+        test_size=config["data"]["test_size"],
     script:
         "../scripts/mnist_subset.py"
 
@@ -47,6 +51,8 @@ rule corrupt_dataset:
         "results/logs/corrupt_dataset/{run_id}.log",
     benchmark:
         "results/benchmarks/corrupt_dataset/{run_id}.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],

@@ -22,15 +22,17 @@ rule memorisation_tables:
             subcategory="Tables",
         ),
         facts="results/tables/memorisation.json",
-    params:
-        config={k: config[k] for k in ("experiment", "training", "data", "model")},
     log:
         "results/logs/memorisation_tables.log",
     benchmark:
         "results/benchmarks/memorisation_tables.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
+    params:
+        config={k: config[k] for k in ("experiment", "training", "data", "model")},
     script:
         "../scripts/memorisation_tables.py"
 
@@ -52,15 +54,17 @@ rule memorisation_figures:
             for name in FIGURES
         ],
         pdf=expand("results/figures/{name}.pdf", name=FIGURES),
-    params:
-        threshold=config["experiment"]["fit_threshold"],
     log:
         "results/logs/memorisation_figures.log",
     benchmark:
         "results/benchmarks/memorisation_figures.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
+    params:
+        threshold=config["experiment"]["fit_threshold"],
     script:
         "../scripts/memorisation_figures.py"
 

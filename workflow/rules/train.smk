@@ -7,15 +7,17 @@ rule train:
         metrics="results/runs/{run_id}/metrics.csv",
         model="results/runs/{run_id}/model.pt",
         info="results/runs/{run_id}/run.json",
-    params:
-        settings=training_settings(),
-        checkpoint="results/runs/{run_id}/checkpoint.pt",
     log:
         "results/logs/train/{run_id}.log",
     benchmark:
         "results/benchmarks/train/{run_id}.tsv"
+    conda:
+        ENV
     threads: config["resources"]["train"]["threads"]
     resources:
         **train_resources(),
+    params:
+        settings=training_settings(),
+        checkpoint="results/runs/{run_id}/checkpoint.pt",
     script:
         "../scripts/train.py"

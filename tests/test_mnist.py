@@ -1,0 +1,95 @@
+"""MNIST fetching from a local copy, checksum verification and the training subset."""
+
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from hw5repro import mnist
+
+TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+@pytest.fixture(scope="module")
+def raw_dir(tmp_path_factory, mnist_dir):
+    out = tmp_path_factory.mktemp("raw")
+    mnist.fetch(out, mnist_dir)
+    return out
+
+
+def test_fetch_from_gz_copy_verifies_and_decompresses(raw_dir):
+    assert sorted(p.name for p in raw_dir.iterdir()) == sorted(mnist.FILES)
+    for name in mnist.FILES:
+        assert mnist.sha256(raw_dir / name) == mnist.SHA256[name]
+
+
+def test_fetch_accepts_raw_files(raw_dir, tmp_path):
+    out = tmp_path / "out"
+    mnist.fetch(out, raw_dir)
+    assert all(mnist.sha256(out / n) == mnist.SHA256[n] for n in mnist.FILES)
+
+
+def test_corrupt_file_is_named_and_nothing_is_written(raw_dir, tmp_path):
+    local = tmp_path / "local"
+    shutil.copytree(raw_dir, local)
+    target = local / "t10k-labels-idx1-ubyte"
+    data = bytearray(target.read_bytes())
+    data[100] ^= 0xFF
+    target.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    with pytest.raises(mnist.DataError, match="t10k-labels-idx1-ubyte is corrupt"):
+        mnist.fetch(out, local)
+    assert list(out.iterdir()) == []  # no half-written output, staging folder removed
+
+
+def test_truncated_gzip_is_named(mnist_dir, tmp_path):
+    local = tmp_path / "local"
+    shutil.copytree(mnist_dir, local)
+    broken = local / "train-labels-idx1-ubyte.gz"
+    broken.write_bytes(broken.read_bytes()[:200])
+    with pytest.raises(mnist.DataError, match="train-labels-idx1-ubyte.gz"):
+        mnist.fetch(tmp_path / "out", local)
+
+
+def test_missing_file_is_named(raw_dir, tmp_path):
+    local = tmp_path / "local"
+    shutil.copytree(raw_dir, local)
+    (local / "train-images-idx3-ubyte").unlink()
+    with pytest.raises(mnist.DataError, match="train-images-idx3-ubyte"):
+        mnist.fetch(tmp_path / "out", local)
+
+
+def test_real_mnist_shapes_and_label_counts(raw_dir):
+    x, y = mnist.load_split(raw_dir, train=True)
+    assert x.shape == (60000, 28, 28) and x.dtype == torch.uint8
+    assert torch.bincount(y).tolist() == TRAIN_LABEL_COUNTS
+    tx, ty = mnist.load_split(raw_dir, train=False)
+    assert tx.shape == (10000, 28, 28) and ty.shape == (10000,)
+    mean = x.float().div(255).mean().item()
+    std = x.float().div(255).std().item()
+    assert mean == pytest.approx(0.1307, abs=1e-4) and std == pytest.approx(0.3081, abs=1e-4)
+
+
+def test_subset_is_drawn_once_without_replacement(raw_dir):
+    subset = mnist.make_subset(raw_dir, 6000, None, seed=42)
+    idx = subset["train_indices"]
+    assert idx.shape == (6000,) and idx.unique().numel() == 6000
+    assert int(idx.min()) >= 0 and int(idx.max()) < 60000
+    x, y = mnist.load_split(raw_dir, train=True)
+    assert torch.equal(subset["train_x"], x[idx]) and torch.equal(subset["train_y"], y[idx])
+    assert subset["test_x"].shape[0] == 10000
+    again = mnist.make_subset(raw_dir, 6000, 500, seed=42)
+    assert torch.equal(again["train_indices"], idx)  # same seed, same subset
+    assert again["test_y"].shape == (500,)
+    other = mnist.make_subset(raw_dir, 6000, None, seed=43)
+    assert not torch.equal(other["train_indices"], idx)
+    # every class is represented roughly in proportion (a 10% draw)
+    counts = torch.bincount(subset["train_y"], minlength=10).float()
+    assert torch.allclose(counts / 6000, torch.tensor(TRAIN_LABEL_COUNTS) / 60000, atol=0.01)
+
+
+def test_gz_roundtrip_of_shared_copy(mnist_dir):
+    with gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz", "rb") as fh:
+        head = fh.read(8)
+    assert int.from_bytes(head[:4], "big") == 2049  # IDX magic of a label file
