@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,9 +81,20 @@ def smoke_run(tmp_path_factory) -> Path:
     return workdir
 
 
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=True)
-    return dst
+def planned_jobs(workdir: Path, configfile: Path, *args: str) -> dict[str, int]:
+    """Jobs per rule that a dry run would execute (empty when there is nothing to do)."""
+    proc = snakemake(workdir, configfile, "-n", "--cores", "1", *args)
+    counts, in_stats = {}, False
+    for line in proc.stdout.splitlines():
+        if line.startswith("Job stats:"):
+            in_stats = True
+        elif in_stats:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+                counts[parts[0]] = int(parts[1])
+            elif parts and parts[0] == "total":
+                break
+    return counts
 
 
 def pytest_sessionfinish(session, exitstatus):
