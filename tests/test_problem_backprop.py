@@ -1,0 +1,69 @@
+"""Problem 1: the hand-written backward pass reproduces the seed's printout and autograd."""
+
+import pytest
+import torch
+
+from hw5repro import backprop
+
+# The seed's printed dA_list[0] and db_list[0] (5 significant digits).
+PRINTED_DA1 = [
+    ["2.3943e-05", "3.7064e-05", "4.2687e-06", "6.3700e-06"],
+    ["3.4104e-05", "5.2794e-05", "6.0804e-06", "9.0735e-06"],
+    ["2.4438e-05", "3.7831e-05", "4.3571e-06", "6.5019e-06"],
+    ["2.0187e-05", "3.1250e-05", "3.5991e-06", "5.3707e-06"],
+]
+PRINTED_DB1 = ["4.8247e-05", "6.8722e-05", "4.9245e-05", "4.0678e-05"]
+
+
+def _printed(tensor: torch.Tensor) -> list:
+    return (
+        [f"{v:.4e}" for v in tensor.tolist()]
+        if tensor.dim() == 1
+        else [_printed(row) for row in tensor]
+    )
+
+
+@pytest.fixture(scope="module")
+def net():
+    return backprop.draw_problem()
+
+
+def test_draw_follows_the_seed_order(net):
+    torch.manual_seed(0)
+    assert torch.equal(net.X, torch.rand(4, 1))
+    assert torch.equal(net.Y, torch.rand(1, 1))
+    assert [a.shape for a in net.A] == [(4, 4)] * 5 + [(1, 4)]
+    assert [b.shape for b in net.b] == [(4, 1)] * 5 + [(1, 1)]
+
+
+def test_hand_written_pass_reproduces_the_seed_printout(net):
+    dA, db = backprop.manual_backward(net)
+    assert db[0].shape == (1, 4)  # the seed's db is a row vector
+    assert _printed(dA[0]) == PRINTED_DA1
+    assert _printed(db[0].flatten()) == PRINTED_DB1
+
+
+def test_autograd_reproduces_the_seed_printout(net):
+    dA, db = backprop.autograd_backward(net)
+    assert db[0].shape == (4, 1)  # autograd keeps b's column shape
+    assert _printed(dA[0]) == PRINTED_DA1
+    assert _printed(db[0].flatten()) == PRINTED_DB1
+
+
+def test_hand_written_matches_autograd_per_layer(net):
+    table = backprop.compare(net)
+    assert len(table) == 2 * 2 * backprop.DEPTH  # dtypes x {A, b} x layers
+    f32, f64 = table[table.dtype == "float32"], table[table.dtype == "float64"]
+    assert (f64.max_rel_diff <= 1e-14).all()
+    assert (f32.max_rel_diff <= 1e-6).all()
+    assert (f32.max_abs_diff <= 1e-7 * f32.max_abs_grad).all()
+    assert (table.max_abs_grad > 0).all()
+
+
+def test_a_wrong_backward_pass_is_detected(net):
+    """The comparison can fail: dropping sigma' in layer 1 changes the gradient visibly."""
+    dA_auto, _ = backprop.autograd_backward(net)
+    dA_hand, db_hand = backprop.manual_backward(net)
+    wrong = (net.X @ (db_hand[1] @ net.A[1])).T  # db_1 without diag(sigma'(y~_1))
+    assert float(((wrong - dA_auto[0]).abs() / dA_auto[0].abs()).max()) > 1.0
+    assert float(((dA_hand[0] - dA_auto[0]).abs() / dA_auto[0].abs()).max()) < 1e-6
