@@ -24,6 +24,8 @@ rule problem_backprop:
         "results/logs/problems/backprop.log",
     benchmark:
         "results/benchmarks/problems/backprop.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
@@ -55,6 +57,8 @@ rule problem_vanishing_gradients:
         "results/logs/problems/vanishing_gradients.log",
     benchmark:
         "results/benchmarks/problems/vanishing_gradients.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
@@ -85,6 +89,8 @@ rule problem_momentum:
         "results/logs/problems/momentum.log",
     benchmark:
         "results/benchmarks/problems/momentum.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
@@ -115,6 +121,8 @@ rule problem_receptive_field:
         "results/logs/problems/receptive_field.log",
     benchmark:
         "results/benchmarks/problems/receptive_field.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
@@ -150,6 +158,8 @@ rule problem_inception_cost:
         "results/logs/problems/inception_cost.log",
     benchmark:
         "results/benchmarks/problems/inception_cost.tsv"
+    conda:
+        ENV
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
