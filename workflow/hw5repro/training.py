@@ -375,6 +375,11 @@ def train_job(run_id, subset_path, corrupted_path, config, outputs, checkpoint, 
         "test_images": int(data.test_x.shape[0]),
         "train_seconds": train_seconds,
         "images_per_second": data.train_x.shape[0] * len(metrics) / max(train_seconds, 1e-9),
+        "scheduler": {
+            key: os.environ[key]
+            for key in ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_GPUS", "CUDA_VISIBLE_DEVICES")
+            if key in os.environ
+        },
     }
     Path(outputs.info).write_text(json.dumps(info, indent=2))
     Path(checkpoint).unlink(missing_ok=True)

@@ -1,0 +1,163 @@
+"""Provenance of a report: configuration, git state, package versions, devices, job wall times."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+from collections.abc import Iterable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+#: Distributions whose versions the report states (missing ones are reported as null).
+PACKAGES = [
+    "snakemake",
+    "torch",
+    "torchvision",
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "seaborn",
+    "jinja2",
+    "latex2mathml",
+    "pyyaml",
+    "hw5repro",
+]
+#: Keys of results/runs/<run_id>/run.json shown per run.
+RUN_KEYS = [
+    "run_id",
+    "device",
+    "device_name",
+    "precision",
+    "parameters",
+    "wall_seconds",
+    "train_seconds",
+    "images_per_second",
+]
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_state(repo: str | Path) -> dict:
+    """Commit of ``repo`` and whether its tree differs from it (modified or untracked files);
+    {"commit": None, "dirty": None, "note": ...} when it is not a git checkout or git is missing."""
+    repo = Path(repo)
+    commit = _git(repo, "rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "note": "not a git repository (or git missing)"}
+    # untracked (not ignored) files count: a new, uncommitted rule file changes results too
+    status = _git(repo, "status", "--porcelain")
+    return {
+        "commit": commit,
+        "dirty": None if status is None else bool(status),
+        "note": None,
+    }
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def run_infos(paths: Sequence[str | Path]) -> list[dict]:
+    """The device facts of each training run (run.json), sorted by run id."""
+    rows = []
+    for path in paths:
+        info = json.loads(Path(path).read_text())
+        info.setdefault("run_id", Path(path).parent.name)
+        rows.append({key: info.get(key) for key in RUN_KEYS})
+    return sorted(rows, key=lambda r: str(r["run_id"]))
+
+
+def benchmarks(root: str | Path) -> list[dict]:
+    """Wall time (column ``s`` of Snakemake's benchmark TSVs) of every job under ``root``; the
+    job's rule is the first path component below ``root`` (without .tsv for top-level files)."""
+    root = Path(root)
+    jobs = []
+    for path in sorted(root.glob("**/*.tsv")):
+        frame = pd.read_csv(path, sep="\t")
+        if "s" not in frame.columns or frame.empty:
+            continue
+        rel = path.relative_to(root)
+        rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        jobs.append(
+            {"rule": rule, "job": rel.with_suffix("").as_posix(), "s": float(frame["s"].iloc[0])}
+        )
+    return jobs
+
+
+def per_rule(jobs: Sequence[dict]) -> list[dict]:
+    """Jobs, total and maximum wall seconds per rule."""
+    if not jobs:
+        return []
+    frame = pd.DataFrame(jobs).groupby("rule", sort=True)["s"].agg(["count", "sum", "max"])
+    return [
+        {
+            "rule": rule,
+            "jobs": int(row["count"]),
+            "total_s": float(row["sum"]),
+            "max_s": float(row["max"]),
+        }
+        for rule, row in frame.iterrows()
+    ]
+
+
+def devices(runs: Sequence[dict]) -> list[dict]:
+    """Distinct (device, device name, precision) with the number of runs on each."""
+    seen: dict[tuple, int] = {}
+    for run in runs:
+        key = (run["device"], run["device_name"], run["precision"])
+        seen[key] = seen.get(key, 0) + 1
+    return [
+        {"device": d, "device_name": n, "precision": p, "runs": k} for (d, n, p), k in seen.items()
+    ]
+
+
+def collect(
+    config: dict,
+    git: dict,
+    run_json: Sequence[str | Path],
+    benchmark_dir: str | Path,
+    now: dt.datetime | None = None,
+) -> dict:
+    """Everything the report's provenance section states; ``git`` from :func:`git_state`."""
+    runs = run_infos(run_json)
+    jobs = benchmarks(benchmark_dir)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return {
+        "date": now.replace(microsecond=0).isoformat(),
+        "git": dict(git),
+        "config": config,
+        "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
+        "packages": package_versions(),
+        "platform": platform.platform(),
+        "devices": devices(runs),
+        "runs": runs,
+        "jobs": jobs,
+        "rules": per_rule(jobs),
+        "total_job_seconds": float(sum(job["s"] for job in jobs)),
+    }
+
+
+def provenance_job(config, git, run_json, benchmark_dir, output) -> None:
+    """The Snakemake job: write results/report/provenance.json."""
+    plain = json.loads(json.dumps(dict(config), default=str))  # Snakemake containers -> dicts
+    facts = collect(plain, dict(git), list(run_json), benchmark_dir)
+    Path(output).write_text(json.dumps(facts, indent=2, default=str))
