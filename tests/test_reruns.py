@@ -59,4 +59,4 @@ def test_editing_plotting_code_reruns_only_figures_and_report(smoke_run):
         jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
     print("figures.py edited:", jobs)
     assert jobs.pop("memorisation_figures") == 1
-    assert jobs and all(rule in {"report", "report_pdf", "all"} for rule in jobs), jobs
+    assert jobs and all(rule in {"provenance", "report", "report_pdf", "all"} for rule in jobs), jobs

@@ -11,12 +11,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+from .plotting import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +23,6 @@ SEED = 0
 DEPTH = 6
 WIDTH = 4
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def sci(value: float, digits: int = 2) -> str:
-    """Scientific notation for report tables, with a true minus sign (U+2212) so that the CSV
-    reader keeps the text as written instead of turning it into a rounded float."""
-    return "0" if value == 0 else f"{value:.{digits}e}".replace("-", "\u2212")
 
 
 @dataclass
@@ -169,10 +162,7 @@ def _table(comparison: pd.DataFrame) -> pd.DataFrame:
         values=["max_abs_diff", "max_rel_diff"],
     )
     wide.columns = [f"{stat} ({dtype})" for stat, dtype in wide.columns]
-    wide = wide.reset_index()
-    for column in wide.columns[3:]:
-        wide[column] = wide[column].map(sci)
-    return wide
+    return wide.reset_index()
 
 
 def _figure(comparison: pd.DataFrame, stem: Path) -> None:
@@ -202,10 +192,7 @@ def _figure(comparison: pd.DataFrame, stem: Path) -> None:
         ax.axhline(torch.finfo(torch.float64).eps, color="grey", ls=":", lw=0.8)
     axes[0].set_ylabel("max |hand-written - autograd|")
     axes[1].legend(fontsize="small", loc="center right")
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=150)
-    fig.savefig(stem.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, stem)
 
 
 def write_backprop(
@@ -233,8 +220,8 @@ def write_backprop(
         [
             {
                 "row i": r + 1,
-                **{f"dA_1[i, {c + 1}]": sci(dA[r][c], 4) for c in range(WIDTH)},
-                "db_1[i]": sci(db[r], 4),
+                **{f"dA_1[i, {c + 1}]": float(dA[r][c]) for c in range(WIDTH)},
+                "db_1[i]": float(db[r]),
             }
             for r in range(WIDTH)
         ]

@@ -1,10 +1,10 @@
 """Corrupted training sets of Zhang et al. (2017), each made once and saved as an artifact.
 
 Label noise at ratio r: exactly round(r * N) training examples, chosen with a fixed seed, get a
-label drawn uniformly from the 10 classes (so about 0.9 * r of the labels actually change). For one seed
-the chosen examples and their random labels come from one stream that does not depend on r, so the
-corrupted set at a smaller ratio is contained in the one at a larger ratio. Input corruptions keep
-the true labels. Test labels are never changed.
+label drawn uniformly from the 10 classes (so about 0.9 * r of the labels actually change). For
+one seed the chosen examples and their random labels come from one stream that does not depend on
+r, so the corrupted set at a smaller ratio is contained in the one at a larger ratio. Input
+corruptions keep the true labels. Test labels are never changed.
 """
 
 from __future__ import annotations

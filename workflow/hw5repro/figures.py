@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .analysis import KIND_LABELS, LABEL_NOISE  # noqa: E402
+from .analysis import KIND_LABELS, LABEL_NOISE
+from .plotting import save_figure
 
 NUM_CLASSES = 10
 FIGURES = (
@@ -32,13 +30,6 @@ FIGURES = (
 
 def _style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.2)
-
-
-def _save(fig, stem: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=150)
-    fig.savefig(stem.with_suffix(".pdf"))
-    plt.close(fig)
 
 
 def _ratio_label(frame: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +56,7 @@ def _curves(epochs: pd.DataFrame, column: str, ylabel: str, stem: Path, title: s
     )
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.legend(title="random labels", fontsize="small", ncols=2)
-    _save(fig, stem)
+    save_figure(fig, stem)
 
 
 def _random_labels_curves(epochs: pd.DataFrame, stem: Path) -> None:
@@ -105,7 +96,7 @@ def _random_labels_curves(epochs: pd.DataFrame, stem: Path) -> None:
         ylabel="training loss (cross-entropy)",
         title="(c) 100% random labels: loss and accuracy",
     )
-    _save(fig, stem)
+    save_figure(fig, stem)
 
 
 def _against_ratio(
@@ -133,7 +124,7 @@ def _against_ratio(
     ax.set(xlabel="fraction of random labels", ylabel=ylabel, title=title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend()
-    _save(fig, stem)
+    save_figure(fig, stem)
 
 
 def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, stem: Path) -> None:
@@ -187,7 +178,7 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
         )
     right.axvline(never, color="C3", linestyle=":", label="not fitted")
     right.set(xlabel=f"epochs to {threshold:.0%} train acc.", ylabel="", title="by corruption")
-    _save(fig, stem)
+    save_figure(fig, stem)
 
 
 def _generalisation_gap(final: pd.DataFrame, stem: Path) -> None:
@@ -218,7 +209,7 @@ def _generalisation_gap(final: pd.DataFrame, stem: Path) -> None:
         title="(g) generalisation gap = test error - training error",
     )
     ax.legend()
-    _save(fig, stem)
+    save_figure(fig, stem)
 
 
 def _kept_vs_replaced(epochs: pd.DataFrame, stem: Path) -> None:
@@ -259,7 +250,7 @@ def _kept_vs_replaced(epochs: pd.DataFrame, stem: Path) -> None:
         ylim=(0, 1.02),
         title="(h) clean examples are fitted before noisy ones",
     )
-    _save(fig, stem)
+    save_figure(fig, stem)
 
 
 def figures_job(epochs_csv, final_csv, summary_csv, threshold: float, out_dir) -> None:

@@ -19,15 +19,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from .plotting import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +182,7 @@ def _figure(tables: dict[str, pd.DataFrame], stem: Path) -> None:
         ax.set(title=title, ylabel="count")
         ax.margins(y=0.12)
     axes[0].legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=150)
-    fig.savefig(stem.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, stem)
 
 
 def write_inception_cost(

@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+from .plotting import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +33,6 @@ ALPHA = 0.05
 BETA = 0.9
 WEIGHT_DECAY = 1e-3
 DTYPE = torch.float64
-
-
-def sci(value: float, digits: int = 2) -> str:
-    """Scientific notation for report tables, with a true minus sign (U+2212) so that the CSV
-    reader keeps the text as written instead of turning it into a rounded float."""
-    return "0" if value == 0 else f"{value:.{digits}e}".replace("-", "\u2212")
 
 
 def synthetic_data(seed: int = SEED):
@@ -167,7 +160,7 @@ def _table(summary: dict) -> pd.DataFrame:
             {
                 "comparison": label,
                 "steps": summary["steps"],
-                "max |theta_a - theta_b|": sci(summary[key]),
+                "max |theta_a - theta_b|": float(summary[key]),
             }
             for label, key in pairs
         ]
@@ -199,10 +192,7 @@ def _figure(steps: pd.DataFrame, stem: Path) -> None:
         title="(b) gap between the iterates (float64)",
     )
     right.legend(fontsize="small", loc="upper left")
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=150)
-    fig.savefig(stem.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, stem)
 
 
 def write_momentum(

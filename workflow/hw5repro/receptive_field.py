@@ -25,16 +25,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.patches as patches
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
 
-matplotlib.use("Agg")
-import matplotlib.patches as patches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+from .plotting import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -337,10 +336,7 @@ def _figure(supports: dict[str, np.ndarray], max_support: np.ndarray, stem: Path
         title=f"(c) max-pool gradient of y3[{k},{i},{j}]",
     )
     axes[2].legend(fontsize="x-small", loc="lower right")
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=150)
-    fig.savefig(stem.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, stem)
 
 
 def write_receptive_field(

@@ -152,8 +152,8 @@ def cell(value, decimals: int | None = None) -> tuple[str, bool]:
     if isinstance(value, numbers.Real):
         if decimals is None:
             decimals = 0 if float(value).is_integer() else 3
-        if decimals < 0:  # a column of tiny values
-            return f"{float(value):.3e}", True
+        if decimals < 0:  # a column of tiny values or of values spanning many magnitudes
+            return f"{float(value):.4e}", True
         return f"{float(value):,.{decimals}f}", True
     return str(value), False
 
@@ -170,7 +170,8 @@ def column_decimals(values: pd.Series) -> int | None:
         if (finite.round(digits) - finite).abs().max() < 1e-9:
             return max(digits, 1) if digits else 0
     largest = finite.abs().max()
-    if largest < 0.01:
+    nonzero = finite[finite != 0].abs()
+    if largest < 0.01 or (len(nonzero) and largest / nonzero.min() > 1e4):
         return -1  # scientific notation
     return 3 if largest < 10 else 2 if largest < 100 else 1
 

@@ -15,7 +15,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -61,6 +61,7 @@ class Settings:
     weight_decay: float = 0.0
     width: float = 1.0
     dropout: float = 0.5
+    init: str = "default"
     device: str = "auto"
     precision: str = "auto"
     channels_last: object = "auto"
@@ -68,13 +69,17 @@ class Settings:
     eval_every: int = 1
     eval_batch_size: int = 1000
     checkpoint_every: int = 10
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: dict) -> Settings:
         t, m = config["training"], config["model"]
-        keys = set(cls.__dataclass_fields__) - {"extra", "width", "dropout"}
-        return cls(width=m["width"], dropout=m["dropout"], **{k: t[k] for k in keys if k in t})
+        keys = set(cls.__dataclass_fields__) - {"width", "dropout", "init"}
+        return cls(
+            width=m["width"],
+            dropout=m["dropout"],
+            init=m.get("init", "default"),
+            **{k: t[k] for k in keys if k in t},
+        )
 
 
 @dataclass
@@ -132,7 +137,7 @@ def save_atomic(obj, path: Path) -> None:
 
 def build_model(settings: Settings, seed: int) -> AlexNet:
     torch.manual_seed(stream_seed(seed, "init"))
-    return AlexNet(width=settings.width, dropout=settings.dropout)
+    return AlexNet(width=settings.width, dropout=settings.dropout, init=settings.init)
 
 
 @torch.no_grad()

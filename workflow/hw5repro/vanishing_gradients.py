@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+from .plotting import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +38,6 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "sigmoid": (torch.sigmoid, lambda x: torch.sigmoid(x) * (1 - torch.sigmoid(x))),
     "relu": (torch.relu, lambda x: (x > 0).to(x.dtype)),
 }
-
-
-def sci(value: float, digits: int = 2) -> str:
-    """Scientific notation for report tables, with a true minus sign (U+2212) so that the CSV
-    reader keeps the text as written instead of turning it into a rounded float."""
-    return "0" if value == 0 else f"{value:.{digits}e}".replace("-", "\u2212")
 
 
 @dataclass
@@ -190,7 +183,7 @@ def results(table: pd.DataFrame) -> dict:
 def _wide(table: pd.DataFrame, column: str) -> pd.DataFrame:
     wide = table.pivot(index="layer", columns="scenario", values=column)
     wide = wide[list(dict.fromkeys(table.scenario))]
-    return wide.map(sci).reset_index()
+    return wide.astype(float).reset_index()
 
 
 def _figure(table: pd.DataFrame, stem: Path) -> None:
@@ -206,10 +199,7 @@ def _figure(table: pd.DataFrame, stem: Path) -> None:
         ax.set_xticks(range(1, DEPTH + 1))
     axes[0].set_ylabel("gradient norm of $y_L$")
     axes[1].legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=150)
-    fig.savefig(stem.with_suffix(".pdf"))
-    plt.close(fig)
+    save_figure(fig, stem)
 
 
 def write_vanishing_gradients(
