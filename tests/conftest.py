@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,19 @@ def smoke_run(tmp_path_factory) -> Path:
     config = write_config(workdir / "config.yaml")
     snakemake(workdir, config, "--cores", "2")
     return workdir
+
+
+@contextmanager
+def edited(path: Path):
+    """Change ``path``'s content (a trailing newline; Snakemake 9 ignores a bare touch when the
+    checksum is unchanged), then restore its bytes and modification time."""
+    original, before = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(original + b"\n")
+        yield path
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def planned_jobs(workdir: Path, configfile: Path, *args: str) -> dict[str, int]:

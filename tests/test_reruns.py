@@ -1,27 +1,13 @@
 """After a complete smoke run, Snakemake reruns exactly what a change affects."""
 
-import os
-from contextlib import contextmanager
-
 import pytest
 import yaml
 
-from conftest import REPO, planned_jobs
+from conftest import REPO, edited, planned_jobs
 
 pytestmark = pytest.mark.slow
 
 DATA_RULES = {"fetch_mnist", "mnist_subset", "corrupt_dataset"}
-
-
-@contextmanager
-def touched(path):
-    """Make ``path`` newer than every output, then restore its modification time."""
-    stat = os.stat(path)
-    os.utime(path)
-    try:
-        yield
-    finally:
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def changed_config(smoke_run, tmp_path, section, **values):
@@ -55,8 +41,8 @@ def test_new_ratio_runs_only_its_jobs_and_downstream(smoke_run, tmp_path):
 
 
 def test_editing_plotting_code_reruns_only_figures_and_report(smoke_run):
-    with touched(REPO / "workflow" / "hw5repro" / "figures.py"):
+    with edited(REPO / "workflow" / "hw5repro" / "figures.py"):
         jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
     print("figures.py edited:", jobs)
     assert jobs.pop("memorisation_figures") == 1
-    assert jobs and all(rule in {"provenance", "report", "report_pdf", "all"} for rule in jobs), jobs
+    assert "report" in jobs and set(jobs) <= {"provenance", "report", "report_pdf", "all"}, jobs

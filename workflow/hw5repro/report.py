@@ -153,7 +153,7 @@ def cell(value, decimals: int | None = None) -> tuple[str, bool]:
         if decimals is None:
             decimals = 0 if float(value).is_integer() else 3
         if decimals < 0:  # a column of tiny values or of values spanning many magnitudes
-            return f"{float(value):.4e}", True
+            return ("0" if value == 0 else f"{float(value):.4e}"), True
         return f"{float(value):,.{decimals}f}", True
     return str(value), False
 
@@ -166,8 +166,8 @@ def column_decimals(values: pd.Series) -> int | None:
     finite = values.dropna()
     if finite.empty:
         return 0
-    for digits in range(4):
-        if (finite.round(digits) - finite).abs().max() < 1e-9:
+    for digits in range(4):  # exact up to a relative 1e-9, so 1e-17 is not "0"
+        if ((finite.round(digits) - finite).abs() <= 1e-9 * finite.abs()).all():
             return max(digits, 1) if digits else 0
     largest = finite.abs().max()
     nonzero = finite[finite != 0].abs()
