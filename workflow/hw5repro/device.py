@@ -37,7 +37,9 @@ def resolve_precision(spec: str, device: torch.device) -> str:
 
 
 def resolve_channels_last(spec, device: torch.device) -> bool:
-    return device.type == "cuda" if spec == "auto" else bool(spec)
+    """``auto`` -> channels_last on CUDA and on the CPU, where oneDNN's convolutions are faster in
+    it too (measured here: +33% images/s at width 1/8, +10% at full width)."""
+    return device.type in {"cuda", "cpu"} if spec == "auto" else bool(spec)
 
 
 def device_name(device: torch.device) -> str:
