@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import yaml
 
+from hw5repro.analysis import keyed_by_run
 from hw5repro.corruption import make_corrupted
 from hw5repro.device import device_name, resolve_device
 from hw5repro.experiment import LABEL_NOISE, runs_from_config
@@ -65,11 +66,7 @@ def main(argv=None) -> dict:
             continue
         run_data = RunData.from_artifacts(subset, make_corrupted(subset, run))
         metrics, _, info = train(run_data, settings, run.seed, desc=run.name)
-        frame = pd.DataFrame(metrics)
-        frame.insert(0, "run_id", run.name)
-        frame.insert(1, "corruption", run.corruption)
-        frame.insert(2, "ratio", run.ratio)
-        frame.insert(3, "seed", run.seed)
+        frame = keyed_by_run(pd.DataFrame(metrics), run)
         frames.append(frame)
         timings[run.name] = {
             "wall_seconds": info["wall_seconds"],

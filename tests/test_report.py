@@ -193,9 +193,9 @@ def problem6_report_dir(tmp: Path) -> Path:
     return report_dir
 
 
-@pytest.fixture
-def rendered(tmp_path):
-    root = write_results(tmp_path / "work")
+def render_problem6(tmp_path: Path, memorisation: dict | None = None, pdf: bool = False):
+    """Render the problem-6 sections from fixture results; returns (workdir, report folder)."""
+    root = write_results(tmp_path / "work", memorisation)
     report_dir = problem6_report_dir(tmp_path)
     out = root / "results" / "report"
     old = os.getcwd()
@@ -203,7 +203,7 @@ def rendered(tmp_path):
     try:
         render_report(
             report_dir / "sections.yaml",
-            config(),
+            config(pdf=pdf),
             provenance_facts(root),
             out / "index.html",
             out / "report.tex",
@@ -212,6 +212,11 @@ def rendered(tmp_path):
     finally:
         os.chdir(old)
     return root, out
+
+
+@pytest.fixture
+def rendered(tmp_path):
+    return render_problem6(tmp_path)
 
 
 def test_problem6_sections_are_in_the_real_content_model():
@@ -269,22 +274,7 @@ def test_hostile_strings_are_escaped_in_both_formats(rendered):
 
 def test_fig_conclusion_follows_the_data(tmp_path):
     """If random labels were not fitted, the prose says what the run reached instead."""
-    root = write_results(tmp_path / "work", facts(random_train_acc=0.4321, random_fit=None))
-    report_dir = problem6_report_dir(tmp_path)
-    out = root / "results" / "report"
-    old = os.getcwd()
-    os.chdir(root)
-    try:
-        render_report(
-            report_dir / "sections.yaml",
-            config(),
-            provenance_facts(root),
-            out / "index.html",
-            out / "report.tex",
-            report_dir=report_dir,
-        )
-    finally:
-        os.chdir(old)
+    _, out = render_problem6(tmp_path, facts(random_train_acc=0.4321, random_fit=None))
     html = (out / "index.html").read_text()
     assert "did not memorise the random labels completely" in html
     assert "reached 43.2% training accuracy on random labels" in html

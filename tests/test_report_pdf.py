@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_system, snakemake, write_config
-from hw5repro.report import compile_pdf, latex_problems, render_report
+from hw5repro.report import compile_pdf, latex_problems
 
 
 def require_tex() -> None:
@@ -58,22 +57,7 @@ def test_hostile_strings_compile(tmp_path):
     require_tex()
     import test_report as fx
 
-    root = fx.write_results(tmp_path / "work")
-    report_dir = fx.problem6_report_dir(tmp_path)
-    out = root / "results" / "report"
-    old = os.getcwd()
-    os.chdir(root)
-    try:
-        render_report(
-            report_dir / "sections.yaml",
-            fx.config(pdf=True),
-            fx.provenance_facts(root),
-            out / "index.html",
-            out / "report.tex",
-            report_dir=report_dir,
-        )
-    finally:
-        os.chdir(old)
+    _, out = fx.render_problem6(tmp_path, pdf=True)
     pdf = compile_pdf(out / "report.tex", out / "report.pdf")
     assert pages(pdf) >= 5
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout

@@ -48,17 +48,18 @@ def kind_of(corruption: str, ratio: float) -> str:
     return {0.0: "true_labels", 1.0: "random_labels"}.get(float(ratio), "partial_labels")
 
 
+def keyed_by_run(metrics: pd.DataFrame, run: Run) -> pd.DataFrame:
+    """One run's per-epoch metrics with the run's keys (RUN_KEYS) as leading columns."""
+    keys = {"run_id": run.name, "corruption": run.corruption, "ratio": run.ratio, "seed": run.seed}
+    return pd.concat([pd.DataFrame(keys, index=metrics.index), metrics], axis=1)
+
+
 def load_epochs(metrics_paths: Sequence[str | Path]) -> pd.DataFrame:
     """All per-epoch metrics of all runs in one long table, keyed by run."""
-    frames = []
-    for path in metrics_paths:
-        run = Run.from_name(Path(path).parent.name)
-        frame = pd.read_csv(path)
-        frame.insert(0, "run_id", run.name)
-        frame.insert(1, "corruption", run.corruption)
-        frame.insert(2, "ratio", run.ratio)
-        frame.insert(3, "seed", run.seed)
-        frames.append(frame)
+    frames = [
+        keyed_by_run(pd.read_csv(path), Run.from_name(Path(path).parent.name))
+        for path in metrics_paths
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
