@@ -12,7 +12,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    run_id=r"(labels|shuffled_pixels|random_pixels|gaussian)_r[0-9.]+_s[0-9]+",
+    run_id=RUN_NAME_PATTERN,
 
 
 include: "workflow/rules/data.smk"

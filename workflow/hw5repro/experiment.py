@@ -8,6 +8,8 @@ from dataclasses import dataclass
 LABEL_NOISE = "labels"
 INPUT_CORRUPTIONS = ("shuffled_pixels", "random_pixels", "gaussian")
 CORRUPTIONS = (LABEL_NOISE, *INPUT_CORRUPTIONS)
+#: Regular expression of a run name such as ``labels_r0.2_s0`` (the Snakemake wildcard ``run_id``).
+RUN_NAME_PATTERN = rf"({'|'.join(CORRUPTIONS)})_r[0-9.]+_s[0-9]+"
 
 
 def format_ratio(ratio: float) -> str:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from hw5repro.experiment import Run, runs_from_config
+from hw5repro.experiment import RUN_NAME_PATTERN, runs_from_config
 from hw5repro.mnist import FILES as MNIST_FILES
 
 validate(config, schema="../../config/schema.yaml")
