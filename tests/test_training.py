@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import json
 import math
 import os
 import signal
@@ -176,3 +177,153 @@ def test_cuda_without_gpu_is_a_clear_error():
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+
+
+def test_checkpoints_hold_only_cpu_tensors_and_load_to_the_cpu(tmp_path, monkeypatch):
+    """Device independence: every tensor is saved on the CPU and loaded with map_location='cpu',
+    so a checkpoint written on cuda:N resumes anywhere (the RNG setters need CPU byte tensors)."""
+    ckpt = tmp_path / "ckpt.pt"
+    train(toy_data(), small_settings(epochs=1), seed=0, checkpoint=ckpt, progress=False)
+    state = torch.load(ckpt, weights_only=True)
+
+    def tensors(obj):
+        if torch.is_tensor(obj):
+            yield obj
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                yield from tensors(value)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                yield from tensors(value)
+
+    found = list(tensors(state))
+    assert len(found) > 10 and {t.device.type for t in found} == {"cpu"}
+    assert state["rng"]["cpu"].dtype == torch.uint8
+    seen = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("map_location"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    _, _, info = train(
+        toy_data(), small_settings(epochs=2), seed=0, checkpoint=ckpt, progress=False
+    )
+    assert seen == ["cpu"] and info["resumed_from_epoch"] == 1
+
+
+def test_checkpoint_of_other_settings_is_set_aside_and_training_restarts(tmp_path, caplog):
+    data, ckpt = toy_data(), tmp_path / "ckpt.pt"
+    train(
+        data,
+        small_settings(epochs=3, lr=0.2),
+        seed=3,
+        checkpoint=ckpt,
+        progress=False,
+        fingerprint="lr=0.2",
+    )
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 3
+    fresh, _, _ = train(data, small_settings(epochs=2), seed=3, progress=False)
+    with caplog.at_level("WARNING"):
+        metrics, _, info = train(
+            data,
+            small_settings(epochs=2),
+            seed=3,
+            checkpoint=ckpt,
+            progress=False,
+            fingerprint="lr=0.05",
+        )
+    assert info["resumed_from_epoch"] == 0
+    assert "set aside" in caplog.text and "starts from epoch 0" in caplog.text
+    assert [r["epoch"] for r in metrics] == [1, 2]  # no rows of the old run survive
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    assert strip(metrics) == strip(fresh)
+    stale = list(tmp_path.glob("ckpt.pt.stale-*"))
+    assert len(stale) == 1 and torch.load(stale[0], weights_only=True)["epoch"] == 3
+    # the same fingerprint resumes
+    _, _, info = train(
+        data,
+        small_settings(epochs=3),
+        seed=3,
+        checkpoint=ckpt,
+        progress=False,
+        fingerprint="lr=0.05",
+    )
+    assert info["resumed_from_epoch"] == 2
+
+
+def test_cuda_graphs_setting_on_the_cpu():
+    _, _, info = train(
+        toy_data(n=64), small_settings(epochs=1, cuda_graphs="auto"), seed=0, progress=False
+    )
+    assert info["cuda_graphs"] is False
+    with pytest.raises(DeviceError, match="training.cuda_graphs is true but training runs on cpu"):
+        train(toy_data(n=64), small_settings(epochs=1, cuda_graphs=True), seed=0, progress=False)
+
+
+def _job_artifacts(tmp_path, labels_seed=0):
+    g = torch.Generator().manual_seed(0)
+    subset = {
+        "train_x": torch.randint(0, 256, (96, 28, 28), dtype=torch.uint8, generator=g),
+        "train_y": torch.randint(0, 10, (96,), generator=g),
+        "test_x": torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8, generator=g),
+        "test_y": torch.randint(0, 10, (64,), generator=g),
+    }
+    labels = torch.randint(0, 10, (96,), generator=torch.Generator().manual_seed(labels_seed))
+    corrupted = {
+        "labels": labels,
+        "replaced": torch.ones(96, dtype=torch.bool),
+        "train_x": None,
+        "test_x": None,
+    }
+    torch.save(subset, tmp_path / "subset.pt")
+    torch.save(corrupted, tmp_path / "corrupted.pt")
+
+
+def _job_config(**training):
+    return {
+        "model": {"width": 0.125, "dropout": 0.5, "init": "kaiming"},
+        "training": {
+            "epochs": 2,
+            "batch_size": 32,
+            "lr": 0.05,
+            "device": "cpu",
+            "precision": "fp32",
+            "eval_batch_size": 64,
+            "checkpoint_every": 1,
+            **training,
+        },
+    }
+
+
+def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
+    """A checkpoint resumes only for the same run, result settings and data artifacts."""
+    from types import SimpleNamespace
+
+    from hw5repro.training import train_job
+
+    _job_artifacts(tmp_path)
+    outputs = SimpleNamespace(
+        metrics=tmp_path / "m.csv", model=tmp_path / "model.pt", info=tmp_path / "run.json"
+    )
+
+    def job(config, run="labels_r1_s0"):
+        ckpt = tmp_path / "ckpt.pt"
+        train_job(run, tmp_path / "subset.pt", tmp_path / "corrupted.pt", config, outputs, ckpt)
+        return json.loads(outputs.info.read_text())
+
+    first = job(_job_config())
+    assert first["model"] == {"width": 0.125, "dropout": 0.5, "init": "kaiming"}
+    same_result = job(_job_config(checkpoint_every=5, eval_batch_size=7))
+    assert same_result["fingerprint"] == first["fingerprint"]
+    assert job(_job_config(lr=0.01))["fingerprint"] != first["fingerprint"]
+    assert job(_job_config(), run="labels_r1_s1")["fingerprint"] != first["fingerprint"]
+    _job_artifacts(tmp_path, labels_seed=1)  # same settings, other data
+    assert job(_job_config())["fingerprint"] != first["fingerprint"]
+    # the saved model rebuilds on its own
+    from hw5repro.training import load_model
+
+    model = load_model(outputs.model)
+    assert sum(p.numel() for p in model.parameters()) == first["parameters"]
+    assert not (tmp_path / "ckpt.pt").exists()

@@ -42,6 +42,19 @@ def resolve_channels_last(spec, device: torch.device) -> bool:
     return device.type in {"cuda", "cpu"} if spec == "auto" else bool(spec)
 
 
+def resolve_cuda_graphs(spec, device: torch.device, compiled: bool = False) -> bool:
+    """``auto`` -> the training step is captured in a CUDA graph on CUDA devices (unless
+    torch.compile is on, which manages its own graphs); ``true`` needs a CUDA device."""
+    if spec == "auto":
+        return device.type == "cuda" and not compiled
+    if spec and device.type != "cuda":
+        raise DeviceError(
+            f"training.cuda_graphs is true but training runs on {device} (CUDA graphs need a "
+            "CUDA device); use 'auto' or false"
+        )
+    return bool(spec)
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

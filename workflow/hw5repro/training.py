@@ -22,10 +22,17 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import checkpoint as checkpoints
 from .corruption import to_float
-from .device import resolve_channels_last, resolve_device, resolve_precision
+from .device import (
+    resolve_channels_last,
+    resolve_cuda_graphs,
+    resolve_device,
+    resolve_precision,
+)
 from .experiment import stream_seed
 from .model import AlexNet
+from .steps import EagerStep, GraphedStep, batch_sizes, mean_loss, run_epoch
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,7 @@ class Settings:
     precision: str = "auto"
     channels_last: object = "auto"
     compile: bool = False
+    cuda_graphs: object = "auto"
     eval_every: int = 1
     eval_batch_size: int = 1000
     checkpoint_every: int = 10
@@ -126,23 +134,15 @@ class _SigtermFlag:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def save_atomic(obj, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def build_model(settings: Settings, seed: int) -> AlexNet:
     torch.manual_seed(stream_seed(seed, "init"))
     return AlexNet(width=settings.width, dropout=settings.dropout, init=settings.init)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and the per-example correctness, both left on the device."""
+    """Summed cross-entropy and the per-example correctness, in eval mode, both left on the
+    device (big batches: evaluation is pure forward work, bound by FLOPs, not launches)."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.empty(x.shape[0], dtype=torch.bool, device=x.device)
@@ -152,27 +152,15 @@ def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torc
             out = model(xb)
         loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
         correct[start : start + batch_size] = out.argmax(1) == yb
+    model.train()
     return loss_sum, correct
 
 
 def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torch.Tensor:
-    """One epoch of minibatch SGD over a device-side permutation; returns the per-step losses
-    (on the device). The last, smaller batch is kept, as a DataLoader does by default."""
+    """One eager epoch of minibatch SGD (the benchmarks' and tests' entry point)."""
     model.train()
-    n = x.shape[0]
-    perm = torch.randperm(n, device=x.device, generator=generator)
-    steps = math.ceil(n / batch_size)
-    losses = torch.empty(steps, device=x.device)
-    for step in range(steps):
-        idx = perm[step * batch_size : (step + 1) * batch_size]
-        with autocast():
-            out = model(x[idx])
-        loss = F.cross_entropy(out.float(), y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses[step] = loss.detach()
-    return losses
+    step = EagerStep(model, optimizer, x, y, autocast)
+    return run_epoch(step, x.shape[0], batch_size, generator)
 
 
 def _rng_state(generator, device) -> dict:
@@ -189,6 +177,20 @@ def _set_rng_state(state: dict, generator, device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def make_step(settings: Settings, model, optimizer, x, y, autocast, device):
+    """The training step the settings ask for: graphed on CUDA (``cuda_graphs``), else eager."""
+    step_model = model
+    if settings.compile:
+        try:
+            step_model = torch.compile(model)
+        except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
+            log.warning("torch.compile unavailable (%s); training eagerly", err)
+    eager = EagerStep(step_model, optimizer, x, y, autocast)
+    if not resolve_cuda_graphs(settings.cuda_graphs, device, compiled=step_model is not model):
+        return eager
+    return GraphedStep(eager, batch_sizes(x.shape[0], settings.batch_size))
+
+
 def train(
     data: RunData,
     settings: Settings,
@@ -196,20 +198,24 @@ def train(
     checkpoint: str | Path | None = None,
     progress: bool | None = None,
     desc: str = "train",
+    fingerprint: str | None = None,
 ) -> tuple[list[dict], AlexNet, dict]:
     """Train one run; returns the per-epoch metrics, the trained model and facts about the run.
 
-    With ``checkpoint`` the run resumes from that file when it exists and writes it every
-    ``settings.checkpoint_every`` epochs and on SIGTERM (then raises :class:`Preempted`).
+    With ``checkpoint`` the run resumes from that file when it exists and belongs to
+    ``fingerprint`` (else it is set aside), and writes it every ``settings.checkpoint_every``
+    epochs and on SIGTERM (then raises :class:`Preempted`).
     """
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.precision, device)
     channels_last = resolve_channels_last(settings.channels_last, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
     def autocast():
-        if precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
+        if precision == "bf16":  # no weight-cast cache: the step may be captured in a graph
+            return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
     model = build_model(settings, seed).to(device, memory_format=memory_format)
@@ -224,37 +230,52 @@ def train(
     test_x = data.test_x.to(device, memory_format=memory_format)
     train_y, test_y = data.train_y.to(device), data.test_y.to(device)
     replaced = data.replaced.to(device)
-    n_replaced = int(data.replaced.sum())
-    n_kept = data.replaced.numel() - n_replaced
+    n, n_replaced = train_x.shape[0], int(data.replaced.sum())
+    n_kept = n - n_replaced
 
     metrics: list[dict] = []
     start_epoch = 0
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    state = checkpoints.load(checkpoint, fingerprint, desc)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], generator, device)
         metrics, start_epoch = list(state["metrics"]), int(state["epoch"])
-        log.info("resumed %s from %s at epoch %d", desc, checkpoint, start_epoch)
-
-    step_model = model
-    if settings.compile:
-        try:
-            step_model = torch.compile(model)
-        except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
-            log.warning("torch.compile unavailable (%s); training eagerly", err)
+        log.info("%s: resumed from %s at epoch %d", desc, checkpoint, start_epoch)
 
     def save_checkpoint(epoch: int) -> None:
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": _rng_state(generator, device),
-            "epoch": epoch,
-            "metrics": metrics,
-        }
-        save_atomic(state, checkpoint)
+        checkpoints.save(
+            checkpoint,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": _rng_state(generator, device),
+                "epoch": epoch,
+                "metrics": metrics,
+            },
+            fingerprint,
+        )
 
+    def evaluate_epoch(epoch: int, losses: torch.Tensor) -> list[float]:
+        """Every training and (when due) test image in eval mode; one host sync."""
+        _, correct = evaluate(model, train_x, train_y, settings.eval_batch_size, autocast)
+        values = [
+            mean_loss(losses, n, settings.batch_size),
+            correct.float().mean(),
+            correct[~replaced].float().sum() / max(n_kept, 1),
+            correct[replaced].float().sum() / max(n_replaced, 1),
+        ]
+        if epoch + 1 == settings.epochs or (epoch + 1) % settings.eval_every == 0:
+            test_loss, test_correct = evaluate(
+                model, test_x, test_y, settings.eval_batch_size, autocast
+            )
+            values += [test_loss / test_x.shape[0], test_correct.float().mean()]
+        else:
+            values += [torch.tensor(float("nan"), device=device)] * 2
+        return torch.stack(values).tolist()
+
+    model.train()
+    step = make_step(settings, model, optimizer, train_x, train_y, autocast, device)
     wall_start = time.perf_counter()
     # A progress bar on a terminal (progress=None lets tqdm decide), one log line per epoch always.
     bar = tqdm(
@@ -268,52 +289,32 @@ def train(
     with _SigtermFlag() as sigterm:
         for epoch in bar:
             t0 = time.perf_counter()
-            losses = train_epoch(
-                step_model, optimizer, train_x, train_y, settings.batch_size, generator, autocast
-            )
-            n = train_x.shape[0]
-            weights = torch.full_like(losses, settings.batch_size)
-            weights[-1] = n - settings.batch_size * (losses.numel() - 1)
-            train_loss = (losses * weights).sum() / n
+            losses = run_epoch(step, n, settings.batch_size, generator)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t1 = time.perf_counter()
-            is_last = epoch + 1 == settings.epochs
-            _, correct = evaluate(model, train_x, train_y, settings.eval_batch_size, autocast)
-            values = [
-                train_loss,
-                correct.float().mean(),
-                correct[~replaced].float().sum() / max(n_kept, 1),
-                correct[replaced].float().sum() / max(n_replaced, 1),
-            ]
-            if is_last or (epoch + 1) % settings.eval_every == 0:
-                test_loss, test_correct = evaluate(
-                    model, test_x, test_y, settings.eval_batch_size, autocast
-                )
-                values += [test_loss / test_x.shape[0], test_correct.float().mean()]
-            else:
-                values += [torch.tensor(float("nan"), device=device)] * 2
-            (loss, acc, acc_kept, acc_repl, test_loss_v, test_acc) = torch.stack(values).tolist()
+            loss, acc, acc_kept, acc_repl, test_loss, test_acc = evaluate_epoch(epoch, losses)
             t2 = time.perf_counter()
-            row = {
-                "epoch": epoch + 1,
-                "train_loss": loss,
-                "train_acc": acc,
-                "train_acc_kept": acc_kept if n_kept else float("nan"),
-                "train_acc_replaced": acc_repl if n_replaced else float("nan"),
-                "test_loss": test_loss_v,
-                "test_acc": test_acc,
-                "epoch_seconds": t1 - t0,
-                "eval_seconds": t2 - t1,
-            }
             if not math.isfinite(loss):
                 raise TrainingError(
                     f"{desc}: training loss became {loss} at epoch {epoch + 1}; "
                     "lower training.lr or check the data"
                 )
-            metrics.append(row)
+            metrics.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": loss,
+                    "train_acc": acc,
+                    "train_acc_kept": acc_kept if n_kept else float("nan"),
+                    "train_acc_replaced": acc_repl if n_replaced else float("nan"),
+                    "test_loss": test_loss,
+                    "test_acc": test_acc,
+                    "epoch_seconds": t1 - t0,
+                    "eval_seconds": t2 - t1,
+                }
+            )
             log.info(
-                "%s epoch %d/%d train_loss %.4f train_acc %.4f test_acc %.4f (%.2fs)",
+                "%s epoch %d/%d train_loss %.4f train_acc %.4f test_acc %.4f (%.2fs + eval %.2fs)",
                 desc,
                 epoch + 1,
                 settings.epochs,
@@ -321,6 +322,7 @@ def train(
                 acc,
                 test_acc,
                 t1 - t0,
+                t2 - t1,
             )
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
             if checkpoint is not None and (
@@ -336,16 +338,40 @@ def train(
         "device": str(device),
         "precision": precision,
         "channels_last": channels_last,
-        "compiled": step_model is not model,
+        "cuda_graphs": isinstance(step, GraphedStep),
+        "compiled": getattr(step, "eager", step).model is not model,
         "resumed_from_epoch": start_epoch,
         "wall_seconds": time.perf_counter() - wall_start,
     }
     return metrics, model, info
 
 
+#: Settings that change how a job runs but not what it computes (not part of a fingerprint).
+OPERATIONAL = frozenset({"eval_batch_size", "checkpoint_every"})
+
+
+def result_settings(settings: Settings) -> dict:
+    """The settings that change a run's result: what a checkpoint's fingerprint covers."""
+    return {k: v for k, v in sorted(vars(settings).items()) if k not in OPERATIONAL}
+
+
+def model_settings(settings: Settings) -> dict:
+    """What rebuilds the network: ``AlexNet(**model_settings(settings))``."""
+    return {"width": settings.width, "dropout": settings.dropout, "init": settings.init}
+
+
+def load_model(path: str | Path, map_location="cpu") -> AlexNet:
+    """A trained network from a run's ``model.pt`` (weights and the settings that built it)."""
+    saved = torch.load(path, map_location=map_location, weights_only=True)
+    model = AlexNet(**saved["model_settings"])
+    model.load_state_dict(saved["state_dict"])
+    return model
+
+
 def train_job(run_id, subset_path, corrupted_path, config, outputs, checkpoint, threads=None):
-    """The Snakemake training job: load the artifacts, train (resuming if a checkpoint exists),
-    write metrics CSV, final model and a JSON of facts; the checkpoint is removed at the end."""
+    """The Snakemake training job: load the artifacts, train (resuming from a checkpoint of the
+    same run, settings and data), write the metrics CSV, the final model (weights + model
+    settings) and a JSON of facts; the checkpoint is removed at the end."""
     import json
     import platform
 
@@ -362,9 +388,20 @@ def train_job(run_id, subset_path, corrupted_path, config, outputs, checkpoint, 
     corrupted = torch.load(corrupted_path, weights_only=True)
     settings = Settings.from_config(config)
     data = RunData.from_artifacts(subset, corrupted)
-    metrics, model, info = train(data, settings, run.seed, checkpoint=checkpoint, desc=run_id)
+    identity = checkpoints.fingerprint(
+        run_id, result_settings(settings), {"subset": subset_path, "corrupted": corrupted_path}
+    )
+    metrics, model, info = train(
+        data, settings, run.seed, checkpoint=checkpoint, desc=run_id, fingerprint=identity
+    )
     pd.DataFrame(metrics, columns=METRIC_COLUMNS).to_csv(outputs.metrics, index=False)
-    save_atomic(model.state_dict(), Path(outputs.model))
+    checkpoints.save_atomic(
+        {
+            "model_settings": model_settings(settings),
+            "state_dict": checkpoints.to_cpu(model.state_dict()),
+        },
+        Path(outputs.model),
+    )
     device = torch.device(info["device"])
     train_seconds = sum(row["epoch_seconds"] for row in metrics)
     info |= {
@@ -372,6 +409,9 @@ def train_job(run_id, subset_path, corrupted_path, config, outputs, checkpoint, 
         "corruption": run.corruption,
         "ratio": run.ratio,
         "seed": run.seed,
+        "model": model_settings(settings),
+        "settings": result_settings(settings),
+        "fingerprint": identity,
         "parameters": count_parameters(model),
         "device_name": device_name(device),
         "torch": torch.__version__,

@@ -1,0 +1,93 @@
+"""Checkpoints of a training run: atomic, device-independent, and tied to what they belong to.
+
+A checkpoint holds everything needed to continue a run exactly (weights, optimiser state, RNG
+states, epoch, metrics so far) plus a *fingerprint*: a hash of the run's name, every
+result-affecting setting and the SHA-256 of the data artifacts it was trained on. A checkpoint
+whose fingerprint differs from the current job's (the configuration or the data changed since it
+was written) is never resumed: it is set aside beside the original with a warning, and training
+starts from epoch 0.
+
+Every tensor is moved to the CPU before saving and loaded with ``map_location="cpu"``, so a
+checkpoint written on ``cuda:0`` resumes on the CPU, on ``cuda:0`` or on ``cuda:1`` alike
+(``torch.set_rng_state`` and ``torch.cuda.set_rng_state`` only accept CPU byte tensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def save_atomic(obj, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(run: str, settings: dict, data_files: dict[str, str | Path] | None = None) -> str:
+    """A stable hash of what a checkpoint belongs to: the run, its result-affecting settings
+    (a JSON-able dict) and the content of its data artifacts."""
+    identity = {
+        "run": run,
+        "settings": settings,
+        "data": {name: file_sha256(path) for name, path in sorted((data_files or {}).items())},
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def to_cpu(obj):
+    """The same nested structure with every tensor on the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {key: to_cpu(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(value) for value in obj)
+    return obj
+
+
+def save(path: str | Path, state: dict, fingerprint: str | None) -> None:
+    """Write ``state`` (tensors anywhere) atomically, with every tensor on the CPU."""
+    save_atomic({**to_cpu(state), "fingerprint": fingerprint}, path)
+
+
+def load(path: str | Path | None, fingerprint: str | None, desc: str = "run") -> dict | None:
+    """The checkpoint's state (CPU tensors) if ``path`` exists and belongs to ``fingerprint``;
+    a checkpoint of something else is renamed to ``<name>.stale-<time>`` and ``None`` returned."""
+    if path is None or not Path(path).exists():
+        return None
+    path = Path(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") == fingerprint:
+        return state
+    stale = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, stale)
+    log.warning(
+        "%s: checkpoint %s was written for other settings or data (fingerprint %s, this job %s); "
+        "set aside as %s, training starts from epoch 0",
+        desc,
+        path,
+        str(state.get("fingerprint"))[:12],
+        str(fingerprint)[:12],
+        stale.name,
+    )
+    return None

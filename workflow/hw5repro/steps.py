@@ -1,0 +1,119 @@
+"""Training steps: interchangeable parts behind one small interface.
+
+A step is a callable ``step(idx) -> loss``: it trains the model on the examples ``x[idx]`` (one
+minibatch: forward, backward, SGD update) and returns the minibatch's mean loss as a device
+tensor that stays valid until the next call. ``run_epoch`` drives any step over a permutation.
+
+- :class:`EagerStep` runs the step op by op (CPU and GPU).
+- :class:`GraphedStep` captures an eager step once per minibatch size in a CUDA graph and replays
+  it: one launch per step instead of a few hundred, which is what bounds a batch-64 step of this
+  model on a GPU. The epoch's indices are copied into a static index buffer before each replay;
+  dropout draws fresh masks at every replay (CUDA's generator is graph-safe); and the model,
+  optimiser and RNG states are exactly those of the eager step before capture (warm-up steps are
+  undone), so both compute the same trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+class EagerStep:
+    """One SGD step on ``x[idx]``, op by op."""
+
+    def __init__(self, model, optimizer, x, y, autocast):
+        self.model, self.optimizer, self.x, self.y, self.autocast = model, optimizer, x, y, autocast
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            out = self.model(self.x[idx])
+        loss = F.cross_entropy(out.float(), self.y[idx])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+class GraphedStep:
+    """An :class:`EagerStep` captured in one CUDA graph per minibatch size and replayed."""
+
+    def __init__(self, eager: EagerStep, batch_sizes, warmup: int = 3):
+        self.eager = eager
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        device = eager.x.device
+        saved = _snapshot(eager.model, eager.optimizer, device)
+        for size in sorted(set(batch_sizes), reverse=True):
+            idx = torch.arange(size, device=device)
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):  # warm-up: cuDNN autotuning, optimiser state
+                for _ in range(warmup):
+                    eager(idx)
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            eager.optimizer.zero_grad(set_to_none=True)  # gradients are allocated in the graph
+            with torch.cuda.graph(graph):
+                loss = eager(idx)
+            self.graphs[size] = (graph, idx, loss)
+        _restore(saved, eager.model, eager.optimizer, device)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        graph, static_idx, loss = self.graphs[idx.shape[-1]]
+        static_idx.copy_(idx)
+        graph.replay()
+        return loss
+
+
+def batch_sizes(n: int, batch_size: int) -> set[int]:
+    """Minibatch sizes of an epoch over ``n`` examples: full batches and the smaller last one."""
+    return {batch_size, n - batch_size * (math.ceil(n / batch_size) - 1)}
+
+
+def run_epoch(step, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch of minibatch SGD over a device-side permutation; returns the per-step losses
+    (on the device, no host sync). The last, smaller batch is kept, as a DataLoader does."""
+    perm = torch.randperm(n, device=generator.device, generator=generator)
+    steps = math.ceil(n / batch_size)
+    losses = torch.empty(steps, device=generator.device)
+    for i in range(steps):
+        losses[i] = step(perm[i * batch_size : (i + 1) * batch_size])
+    return losses
+
+
+def mean_loss(losses: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
+    """The epoch's mean loss per example from per-step mean losses (the last batch is smaller)."""
+    weights = torch.full_like(losses, batch_size)
+    weights[-1] = n - batch_size * (losses.numel() - 1)
+    return (losses * weights).sum() / n
+
+
+def _snapshot(model, optimizer, device) -> dict:
+    return {
+        "params": [p.detach().clone() for p in model.parameters()],
+        "optimizer": {
+            id(p): {k: v.clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)}
+            for p in model.parameters()
+            if p in optimizer.state
+        },
+        "cpu_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device),
+    }
+
+
+def _restore(saved: dict, model, optimizer, device) -> None:
+    """Undo the warm-up steps in place (the graphs hold these tensors' addresses)."""
+    with torch.no_grad():
+        for p, value in zip(model.parameters(), saved["params"], strict=True):
+            p.copy_(value)
+        for p in model.parameters():
+            before = saved["optimizer"].get(id(p), {})
+            for key, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value):
+                    # A momentum buffer that did not exist yet acts as zero: with dampening 0,
+                    # SGD's first step sets buf = grad, which is 0 * momentum + grad.
+                    value.copy_(before[key]) if key in before else value.zero_()
+    torch.set_rng_state(saved["cpu_rng"])
+    torch.cuda.set_rng_state(saved["cuda_rng"], device)
