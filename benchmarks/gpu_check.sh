@@ -1,27 +1,94 @@
 #!/usr/bin/env bash
-# The GPU check, for a lent H100/H200 (about 12 minutes): CUDA tests, the throughput benchmark
-# (seed-style vs fast loop) and the paper-scale sweep (6 ratios x 150 epochs x 6,000 images).
+# The GPU check, for a lent H100/H200, in one call of at most 9 minutes: the CUDA tests, the
+# throughput benchmark (seed-style vs eager vs CUDA-graph loop, same GPU, one run), the whole
+# paper-scale Snakemake workflow with the README's one-GPU command (all six ratios, evaluation
+# every epoch, problems 1-5, report), timed from start to finished report, and the one-process
+# paper sweep. Every stage runs; the script ends with a table of stages and exits non-zero if any
+# failed, so a partial result never passes for a whole one.
 #
-# Prepare once here, then call the device tool's run with carry [".mnist"]:
-#   echo /.mnist/ >> .git/info/exclude; mkdir -p .mnist; cp ../shared/data/mnist/*.gz .mnist/
-#   run: bash benchmarks/gpu_check.sh        (timeout_s 600)
-# Results land in $OUT (device tool) or benchmarks/results/gpu; commit them there.
-set -euo pipefail
+# Here, once:   bash benchmarks/prepare_device.sh        (MNIST -> .mnist, wheels -> .whl)
+# Device tool:  run  command "bash benchmarks/gpu_check.sh"  carry [".mnist", ".whl"]  timeout_s 600
+#               (STAGES="tests throughput smoke" for a 2-minute check of the set-up)
+# Results land in $OUT (device tool; at most 8 files) or benchmarks/results/gpu/; commit them there.
+set -uo pipefail
 cd "$(dirname "$0")/.."
+REPO="$PWD"
 OUT="${OUT:-benchmarks/results/gpu}"
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD/workflow${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/nvidia-smi.csv"
+OUT="$(cd "$OUT" && pwd)"
+STAGES="${STAGES:-tests throughput workflow sweep}"
+exec > >(tee "$OUT/gpu_check.log") 2>&1
+export PYTHONUNBUFFERED=1
 
-echo "== CUDA tests"
-timeout 120 python3 -m pytest -q -p no:cacheprovider benchmarks/test_cuda.py 2>&1 \
-  | tee "$OUT/cuda-tests.txt"
+echo "== set-up: wheels the machine lacks (Snakemake ...) into /tmp/site"
+python3 - <<'PY' >/tmp/missing-wheels.txt
+import importlib.metadata as md, pathlib, re
+for wheel in sorted(pathlib.Path(".whl").glob("*.whl")):
+    name = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
+    try:
+        md.version(name)
+    except md.PackageNotFoundError:
+        print(wheel)
+PY
+if [ -s /tmp/missing-wheels.txt ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    $(cat /tmp/missing-wheels.txt) || { echo "FAILED: wheel install"; exit 1; }
+fi
+export PYTHONPATH="/tmp/site:$REPO/workflow${PYTHONPATH:+:$PYTHONPATH}" PATH="/tmp/site/bin:$PATH"
+if [ -z "${GPU_CHECK_ON_CPU:-}" ]; then  # (set only to try the script itself on a CPU machine)
+  python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'" || exit 1
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+fi
+python3 -c "import torch, snakemake; print('torch', torch.__version__, 'snakemake', snakemake.__version__)"
+test -f .mnist/train-images-idx3-ubyte.gz || { echo "FAILED: .mnist missing (carry it)"; exit 1; }
+printf 'data:\n  local_dir: %s\n' "$REPO/.mnist" >/tmp/local-mnist.yaml
 
-echo "== throughput: seed-style vs fast loop, paper-scale model"
-timeout 150 python3 benchmarks/train_throughput.py --device cuda --width 1 --images 6000 \
-  --epochs 3 --out "$OUT"
+declare -A STATUS
+stage() {  # stage NAME SECONDS COMMAND: run with a time limit, record pass/fail and duration
+  local name=$1 limit=$2 start=$SECONDS
+  echo "== $name (limit ${limit}s): $3"
+  timeout "$limit" bash -c "$3"
+  local rc=$?
+  STATUS[$name]="rc=$rc $((SECONDS - start))s"
+  echo "== $name: ${STATUS[$name]}"
+}
 
-echo "== paper-scale sweep (training of all 6 ratios)"
-timeout 420 python3 benchmarks/paper_sweep.py --mnist .mnist --out "$OUT" 2>&1 \
-  | grep -v " epoch [0-9]*/150 " | tail -40
+workflow() {  # workflow NAME [OVERLAY.yaml]: the README's one-GPU command, timed, recorded
+  local name=$1 overlay=${2:-}
+  rm -rf results .snakemake
+  local t0 wall
+  t0=$(date +%s.%N)
+  python3 -m snakemake --cores 8 --configfile $overlay /tmp/local-mnist.yaml || return 1
+  wall=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
+  python3 benchmarks/workflow_record.py --wall "$wall" --preset "config/config.yaml $overlay" \
+    --command "snakemake --cores 8" --out "$OUT/$name.json" || return 1
+  cp results/tables/epochs.csv "$OUT/${name}_epochs.csv"
+}
+export -f workflow
+export OUT REPO
+
+for s in $STAGES; do
+  case $s in
+    tests) stage tests 150 "python3 -m pytest -q -p no:cacheprovider benchmarks/test_cuda.py \
+      2>&1 | tee '$OUT/cuda-tests.txt'" ;;
+    throughput) stage throughput 120 "python3 benchmarks/train_throughput.py --device cuda --fused 6 \
+      --width 1 --images 6000 --epochs 3 --out '$OUT'" ;;
+    smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
+      stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;
+    workflow) stage workflow 260 "workflow workflow" ;;
+    sweep) stage sweep 220 "python3 benchmarks/paper_sweep.py --mnist .mnist --out /tmp/sweep \
+      2>&1 | grep -v ' epoch [0-9]*/150 ' | tail -30 \
+      && cp /tmp/sweep/sweep.json '$OUT/paper_sweep.json' \
+      && cp /tmp/sweep/epochs.csv '$OUT/paper_sweep_epochs.csv'" ;;
+    *) echo "unknown stage $s"; STATUS[$s]="unknown" ;;
+  esac
+done
+
+echo "== summary"
+failed=0
+for s in $STAGES; do
+  echo "$s: ${STATUS[$s]}"
+  [[ ${STATUS[$s]} == rc=0* ]] || failed=1
+done
+[ $failed -eq 0 ] && echo "GPU CHECK PASSED" || echo "GPU CHECK FAILED"
+exit $failed

@@ -7,7 +7,8 @@ import torch
 
 from hw5repro.device import resolve_device, resolve_precision
 from hw5repro.model import AlexNet
-from hw5repro.training import RunData, Settings, train, train_epoch
+from hw5repro.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
+from hw5repro.training import RunData, Settings, build_model, train, train_epoch
 
 assert torch.cuda.is_available(), "benchmarks/test_cuda.py needs a CUDA GPU"
 
@@ -95,3 +96,116 @@ def test_train_epoch_has_no_host_sync():
         train_epoch(model, opt, x, y, 64, gen, contextlib.nullcontext)
     finally:
         torch.cuda.set_sync_debug_mode(0)
+
+
+def _fp32_exact():
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+
+
+def _steps(graphed: bool, n=200, batch=64, epochs=2, dropout=0.0, lr=0.05, momentum=0.9):
+    """Per-step losses and final weights of ``epochs`` epochs, eager or graphed, fp32."""
+    _fp32_exact()
+    settings = Settings(epochs=epochs, batch_size=batch, lr=lr, width=0.25, dropout=dropout)
+    model = build_model(settings, seed=0).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    data = _data(n)
+    x, y = data.train_x.cuda(), data.train_y.cuda()
+    step = EagerStep(model, opt, minibatch_loss(model, x, y, contextlib.nullcontext))
+    if graphed:
+        step = GraphedStep(step, batch_sizes(n, batch))
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    losses = torch.cat([run_epoch(step, n, batch, gen) for _ in range(epochs)])
+    return losses.cpu(), [p.detach().cpu() for p in model.parameters()]
+
+
+def test_graphed_step_computes_what_the_eager_step_computes():
+    """fp32, dropout 0, momentum: same per-step losses (incl. the last, smaller batch of
+    200 = 3 x 64 + 8) and the same weights after two epochs."""
+    eager_losses, eager_w = _steps(graphed=False)
+    graph_losses, graph_w = _steps(graphed=True)
+    assert eager_losses.shape == (8,)
+    assert torch.allclose(eager_losses, graph_losses, rtol=1e-5, atol=1e-6), (
+        eager_losses,
+        graph_losses,
+    )
+    for a, b in zip(eager_w, graph_w, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_graphed_dropout_draws_fresh_masks_at_every_replay():
+    """lr 0: the weights never change, so different losses on the same batch can only come from
+    different dropout masks."""
+    settings = Settings(epochs=1, batch_size=64, lr=0.0, width=0.25, dropout=0.5)
+    model = build_model(settings, seed=0).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    data = _data(64)
+    loss = minibatch_loss(model, data.train_x.cuda(), data.train_y.cuda(), contextlib.nullcontext)
+    step = GraphedStep(EagerStep(model, opt, loss), [64])
+    idx = torch.arange(64, device="cuda")
+    losses = torch.stack([step(idx).clone() for _ in range(5)]).cpu()
+    assert len(set(losses.tolist())) == 5, losses
+
+
+def test_graphed_epoch_has_no_host_sync():
+    settings = Settings(epochs=1, batch_size=64, lr=0.01, width=0.25)
+    model = build_model(settings, seed=0).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    data = _data(1000)
+    x, y = data.train_x.cuda(), data.train_y.cuda()
+    loss = minibatch_loss(model, x, y, contextlib.nullcontext)
+    step = GraphedStep(EagerStep(model, opt, loss), batch_sizes(1000, 64))
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    run_epoch(step, 1000, 64, gen)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        run_epoch(step, 1000, 64, gen)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def _resume_settings(device, **kw):
+    base = dict(
+        epochs=4, batch_size=64, lr=0.05, width=0.25, dropout=0.5, device=device, checkpoint_every=2
+    )
+    return Settings(**{**base, **kw})
+
+
+def test_checkpoint_moves_between_cuda_and_cpu(tmp_path):
+    """A checkpoint written on the GPU resumes on the CPU and the other way round (the crash of
+    commit 2234255: the CPU RNG state came back as a CUDA tensor)."""
+    data = _data()
+    gpu_ckpt, cpu_ckpt = tmp_path / "gpu.pt", tmp_path / "cpu.pt"
+    train(data, _resume_settings("cuda", epochs=2), seed=0, checkpoint=gpu_ckpt, progress=False)
+    on_cpu, _, info = train(
+        data, _resume_settings("cpu"), seed=0, checkpoint=gpu_ckpt, progress=False
+    )
+    assert info["resumed_from_epoch"] == 2 and info["device"] == "cpu"
+    assert [r["epoch"] for r in on_cpu] == [1, 2, 3, 4]
+    train(data, _resume_settings("cpu", epochs=2), seed=0, checkpoint=cpu_ckpt, progress=False)
+    on_gpu, _, info = train(
+        data, _resume_settings("cuda:0"), seed=0, checkpoint=cpu_ckpt, progress=False
+    )
+    assert info["resumed_from_epoch"] == 2 and info["device"] == "cuda:0"
+    assert info["cuda_graphs"] is True
+
+
+def test_graphed_run_resumes_with_the_same_metrics(tmp_path):
+    """Graphs on (the default on CUDA), fp32: stop after 2 epochs, resume to 4 == 4 straight."""
+    _fp32_exact()
+    data, ckpt = _data(), tmp_path / "c.pt"
+    settings = _resume_settings("cuda", precision="fp32")
+    full, _, info = train(data, settings, seed=1, progress=False)
+    assert info["cuda_graphs"] is True
+    train(
+        data,
+        _resume_settings("cuda", precision="fp32", epochs=2),
+        seed=1,
+        checkpoint=ckpt,
+        progress=False,
+    )
+    resumed, _, _ = train(data, settings, seed=1, checkpoint=ckpt, progress=False)
+    for a, b in zip(full, resumed, strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (full, resumed)
+        assert a["test_acc"] == b["test_acc"]

@@ -25,9 +25,11 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from hw5repro.device import device_name, resolve_channels_last, resolve_device, resolve_precision
+from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import AlexNet, count_parameters
 from hw5repro.reference_training import seed_style_epoch
-from hw5repro.training import train_epoch
+from hw5repro.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
+from hw5repro.training import evaluate
 
 #: Dense bf16 tensor-core peak (FLOP/s) of common training GPUs, by a substring of their name.
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
@@ -68,6 +70,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per loop")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--eval-batch-size", type=int, default=1000)
+    parser.add_argument("--fused", type=int, default=0, help="also time K runs fused in one step")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     if args.threads:
@@ -83,7 +87,7 @@ def main(argv=None) -> dict:
 
     def autocast():
         if precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
+            return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
     # Seed-style: DataLoader over host tensors, fp32, per-step .item().
@@ -95,14 +99,65 @@ def main(argv=None) -> dict:
         device,
         args.epochs,
     )
-    # Fast: data resident on the device, device-side permutation, no per-step sync.
-    torch.manual_seed(0)
-    fast_model = AlexNet(width=args.width).to(device, memory_format=fmt)
-    fast_opt = torch.optim.SGD(fast_model.parameters(), lr=0.01)
+    # Fast: data resident on the device, device-side permutation, no per-step sync; eager steps,
+    # and on CUDA the same step captured in CUDA graphs (what the workflow uses there).
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     xd, yd = x.to(device, memory_format=fmt), y.to(device)
     perm_gen = torch.Generator(device=device).manual_seed(0)
-    fast_s = time_loop(
-        lambda: train_epoch(fast_model, fast_opt, xd, yd, args.batch_size, perm_gen, autocast),
+
+    def fast_loop(graphed: bool):
+        torch.manual_seed(0)
+        model = AlexNet(width=args.width).to(device, memory_format=fmt)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        step = EagerStep(model, opt, minibatch_loss(model, xd, yd, autocast))
+        if graphed:
+            step = GraphedStep(step, batch_sizes(args.images, args.batch_size))
+        seconds = time_loop(
+            lambda: run_epoch(step, args.images, args.batch_size, perm_gen), device, args.epochs
+        )
+        return seconds, model
+
+    eager_s, fast_model = fast_loop(graphed=False)
+    graphed_s = fast_loop(graphed=True)[0] if device.type == "cuda" else None
+    fast_s = min(eager_s, graphed_s or eager_s)
+
+    def fused_loop(graphed: bool) -> float:
+        """K runs (own weights, own batch of ``batch_size``) fused in one network; seconds per
+        epoch of all K runs."""
+        k = args.fused
+        models = []
+        for i in range(k):
+            torch.manual_seed(i)
+            models.append(AlexNet(width=args.width))
+        model = FusedAlexNet(models).to(device, memory_format=fmt)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        xk = x.squeeze(1).expand(k, *x.shape[:1], 28, 28).to(device)
+        yk = y.expand(k, -1).to(device)
+        step = EagerStep(model, opt, fused_minibatch_loss(model, xk, yk, autocast, fmt))
+        if graphed:
+            step = GraphedStep(step, batch_sizes(args.images, args.batch_size), runs=k)
+        gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
+        return time_loop(
+            lambda: run_epoch(step, args.images, args.batch_size, gens), device, args.epochs
+        )
+
+    fused = {}
+    if args.fused > 1:
+        fused["fused_runs"] = args.fused
+        fused["fused_eager_images_per_s"] = args.fused * args.images / fused_loop(graphed=False)
+        if device.type == "cuda":
+            fused["fused_graphed_images_per_s"] = (
+                args.fused * args.images / fused_loop(graphed=True)
+            )
+        best = max(v for key, v in fused.items() if key.endswith("images_per_s"))
+        fused["fused_vs_one_separate_job"] = best / (args.images / fast_s)
+    # Evaluation (eval mode, every image, the workflow's default batch of 1,000) of the 6,000
+    # training + 10,000 test images of the paper-scale run, per epoch.
+    eval_x = torch.rand(16_000, 1, 28, 28, device=device).to(memory_format=fmt)
+    eval_y = torch.randint(0, 10, (16_000,), device=device)
+    eval_s = time_loop(
+        lambda: evaluate(fast_model, eval_x, eval_y, args.eval_batch_size, autocast),
         device,
         args.epochs,
     )
@@ -126,8 +181,15 @@ def main(argv=None) -> dict:
         "channels_last_fast": channels_last,
         "precision_seed_style": "fp32",
         "seed_style_images_per_s": seed_ips,
+        "eager_images_per_s": args.images / eager_s,
+        "graphed_images_per_s": args.images / graphed_s if graphed_s else None,
         "fast_images_per_s": fast_ips,
         "speedup": fast_ips / seed_ips,
+        "eval_batch_size": args.eval_batch_size,
+        "eval_images_per_s": 16_000 / eval_s,
+        "eval_seconds_per_paper_epoch": eval_s,
+        "train_seconds_per_paper_epoch": 6_000 / fast_ips,
+        **fused,
         "train_flops_per_image": flops,
         "fast_tflops_per_s": fast_ips * flops / 1e12,
     }
@@ -137,7 +199,9 @@ def main(argv=None) -> dict:
         record["share_of_bf16_peak"] = fast_ips * flops / peak if peak else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"train_throughput_{device.type}_w{args.width:g}.json"
+    name = (
+        f"train_throughput_{device.type}_w{args.width:g}{'_fused' if args.fused > 1 else ''}.json"
+    )
     (out / name).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return record

@@ -1,10 +1,12 @@
 """Training steps: interchangeable parts behind one small interface.
 
-A step is a callable ``step(idx) -> loss``: it trains the model on the examples ``x[idx]`` (one
-minibatch: forward, backward, SGD update) and returns the minibatch's mean loss as a device
-tensor that stays valid until the next call. ``run_epoch`` drives any step over a permutation.
+A step is a callable ``step(idx) -> loss``: it trains on the minibatch ``idx`` (forward,
+backward, SGD update) and returns the minibatch's mean loss as a device tensor that stays valid
+until the next call. For one run ``idx`` is ``(B,)`` and the loss a scalar; for K runs fused in
+one network (:mod:`hw5repro.fused`) ``idx`` is ``(K, B)``, one batch per run, and the loss ``(K,)``.
+``run_epoch`` drives any step over the epoch's permutation(s).
 
-- :class:`EagerStep` runs the step op by op (CPU and GPU).
+- :class:`EagerStep` runs the step op by op (CPU and GPU), for one run or K fused runs.
 - :class:`GraphedStep` captures an eager step once per minibatch size in a CUDA graph and replays
   it: one launch per step instead of a few hundred, which is what bounds a batch-64 step of this
   model on a GPU. The epoch's indices are copied into a static index buffer before each replay;
@@ -22,31 +24,43 @@ import torch.nn.functional as F
 
 
 class EagerStep:
-    """One SGD step on ``x[idx]``, op by op."""
+    """One SGD step, op by op: ``loss(idx)`` is the minibatch loss (a scalar, or one per fused
+    run: their sum is minimised, so no run's gradient is scaled by K)."""
 
-    def __init__(self, model, optimizer, x, y, autocast):
-        self.model, self.optimizer, self.x, self.y, self.autocast = model, optimizer, x, y, autocast
+    def __init__(self, model, optimizer, loss):
+        self.model, self.optimizer, self.loss = model, optimizer, loss
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        with self.autocast():
-            out = self.model(self.x[idx])
-        loss = F.cross_entropy(out.float(), self.y[idx])
+        loss = self.loss(idx)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if loss.dim() == 0 else loss.sum()).backward()
         self.optimizer.step()
         return loss.detach()
+
+
+def minibatch_loss(model, x, y, autocast):
+    """Mean cross-entropy of one run's minibatch ``x[idx]`` (x, y resident on the device)."""
+
+    def loss(idx):
+        with autocast():
+            out = model(x[idx])
+        return F.cross_entropy(out.float(), y[idx])
+
+    return loss
 
 
 class GraphedStep:
     """An :class:`EagerStep` captured in one CUDA graph per minibatch size and replayed."""
 
-    def __init__(self, eager: EagerStep, batch_sizes, warmup: int = 3):
+    def __init__(self, eager: EagerStep, batch_sizes, runs: int | None = None, warmup: int = 3):
         self.eager = eager
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
-        device = eager.x.device
+        device = next(eager.model.parameters()).device
         saved = _snapshot(eager.model, eager.optimizer, device)
         for size in sorted(set(batch_sizes), reverse=True):
             idx = torch.arange(size, device=device)
+            if runs is not None:  # K fused runs: one batch of indices per run
+                idx = idx.expand(runs, size).contiguous()
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):  # warm-up: cuDNN autotuning, optimiser state
@@ -72,22 +86,31 @@ def batch_sizes(n: int, batch_size: int) -> set[int]:
     return {batch_size, n - batch_size * (math.ceil(n / batch_size) - 1)}
 
 
-def run_epoch(step, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """One epoch of minibatch SGD over a device-side permutation; returns the per-step losses
-    (on the device, no host sync). The last, smaller batch is kept, as a DataLoader does."""
-    perm = torch.randperm(n, device=generator.device, generator=generator)
+def permutation(n: int, generators) -> torch.Tensor:
+    """The epoch's order of the examples: ``(n,)`` from one generator, ``(K, n)`` from K."""
+    if isinstance(generators, torch.Generator):
+        return torch.randperm(n, device=generators.device, generator=generators)
+    return torch.stack([permutation(n, g) for g in generators])
+
+
+def run_epoch(step, n: int, batch_size: int, generators) -> torch.Tensor:
+    """One epoch of minibatch SGD over device-side permutations (one per run); returns the
+    per-step losses, ``(steps,)`` or ``(steps, K)``, on the device (no host sync). The last,
+    smaller batch is kept, as a DataLoader does."""
+    perm = permutation(n, generators)
     steps = math.ceil(n / batch_size)
-    losses = torch.empty(steps, device=generator.device)
+    losses = torch.empty(steps, *perm.shape[:-1], device=perm.device)
     for i in range(steps):
-        losses[i] = step(perm[i * batch_size : (i + 1) * batch_size])
+        losses[i] = step(perm[..., i * batch_size : (i + 1) * batch_size])
     return losses
 
 
 def mean_loss(losses: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
-    """The epoch's mean loss per example from per-step mean losses (the last batch is smaller)."""
-    weights = torch.full_like(losses, batch_size)
-    weights[-1] = n - batch_size * (losses.numel() - 1)
-    return (losses * weights).sum() / n
+    """The epoch's mean loss per example (per run) from per-step mean losses ``(steps, ...)``;
+    the last batch is smaller."""
+    weights = torch.full(losses.shape[:1], float(batch_size), device=losses.device)
+    weights[-1] = n - batch_size * (losses.shape[0] - 1)
+    return torch.tensordot(weights, losses, dims=1) / n
 
 
 def _snapshot(model, optimizer, device) -> dict:

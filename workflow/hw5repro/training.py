@@ -32,7 +32,7 @@ from .device import (
 )
 from .experiment import stream_seed
 from .model import AlexNet
-from .steps import EagerStep, GraphedStep, batch_sizes, mean_loss, run_epoch
+from .steps import EagerStep, GraphedStep, batch_sizes, mean_loss, minibatch_loss, run_epoch
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torc
 def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torch.Tensor:
     """One eager epoch of minibatch SGD (the benchmarks' and tests' entry point)."""
     model.train()
-    step = EagerStep(model, optimizer, x, y, autocast)
+    step = EagerStep(model, optimizer, minibatch_loss(model, x, y, autocast))
     return run_epoch(step, x.shape[0], batch_size, generator)
 
 
@@ -185,7 +185,7 @@ def make_step(settings: Settings, model, optimizer, x, y, autocast, device):
             step_model = torch.compile(model)
         except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
             log.warning("torch.compile unavailable (%s); training eagerly", err)
-    eager = EagerStep(step_model, optimizer, x, y, autocast)
+    eager = EagerStep(model, optimizer, minibatch_loss(step_model, x, y, autocast))
     if not resolve_cuda_graphs(settings.cuda_graphs, device, compiled=step_model is not model):
         return eager
     return GraphedStep(eager, batch_sizes(x.shape[0], settings.batch_size))
@@ -339,7 +339,7 @@ def train(
         "precision": precision,
         "channels_last": channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
-        "compiled": getattr(step, "eager", step).model is not model,
+        "compiled": bool(settings.compile),
         "resumed_from_epoch": start_epoch,
         "wall_seconds": time.perf_counter() - wall_start,
     }

@@ -1,0 +1,94 @@
+"""Record of one timed workflow run (for benchmarks/gpu_check.sh): wall time from `snakemake` to
+the finished report, and what the run's own files say about where the time went.
+
+    python benchmarks/workflow_record.py --workdir . --wall 142.3 --command "snakemake --cores 8" \
+        --preset config/config.yaml --out benchmarks/results/gpu/workflow.json
+
+Reads results/benchmarks/**/*.tsv (Snakemake's per-job wall times), results/runs/*/run.json
+(device, images/s, train and eval seconds) and results/runs/*/metrics.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+
+def job_seconds(workdir: Path) -> dict[str, float]:
+    """Wall seconds of every job, keyed by its benchmark file's path under results/benchmarks."""
+    root = workdir / "results" / "benchmarks"
+    return {
+        str(path.relative_to(root).with_suffix("")): float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+        for path in sorted(root.rglob("*.tsv"))
+    }
+
+
+def run_summaries(workdir: Path) -> dict[str, dict]:
+    runs = {}
+    for info_path in sorted((workdir / "results" / "runs").glob("*/run.json")):
+        info = json.loads(info_path.read_text())
+        metrics = pd.read_csv(info_path.with_name("metrics.csv"))
+        runs[info["run_id"]] = {
+            key: info.get(key)
+            for key in (
+                "device_name",
+                "precision",
+                "channels_last",
+                "cuda_graphs",
+                "runs_fused",
+                "wall_seconds",
+                "train_seconds",
+                "images_per_second",
+            )
+        } | {
+            "eval_seconds": float(metrics["eval_seconds"].sum()),
+            "epochs": int(metrics["epoch"].max()),
+            "final_train_acc": float(metrics["train_acc"].iloc[-1]),
+            "final_test_acc": float(metrics["test_acc"].iloc[-1]),
+        }
+    return runs
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", default=".")
+    parser.add_argument("--wall", type=float, required=True, help="measured wall seconds")
+    parser.add_argument("--command", required=True)
+    parser.add_argument("--preset", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    workdir = Path(args.workdir)
+    report = workdir / "results" / "report" / "index.html"
+    if not report.is_file():
+        raise SystemExit(f"no finished report at {report}: the workflow did not complete")
+    runs = run_summaries(workdir)
+    jobs = job_seconds(workdir)
+    record = {
+        "benchmark": "workflow",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "preset": args.preset,
+        "command": args.command,
+        "runs": len(runs),
+        "workflow_wall_seconds": args.wall,
+        "device_name": next(iter(runs.values()))["device_name"] if runs else None,
+        "python": platform.python_version(),
+        "train_job_seconds": {k: v for k, v in jobs.items() if k.startswith("train")},
+        "other_job_seconds": {k: v for k, v in jobs.items() if not k.startswith("train")},
+        "summed_train_seconds": sum(r["train_seconds"] or 0 for r in runs.values()),
+        "summed_eval_seconds": sum(r["eval_seconds"] for r in runs.values()),
+        "run_details": runs,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in record.items() if k != "run_details"}, indent=2))
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""K runs fused in one network train exactly as the K runs trained one by one."""
+
+import contextlib
+
+import pytest
+import torch
+
+from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
+from hw5repro.model import AlexNet
+from hw5repro.steps import EagerStep, minibatch_loss, run_epoch
+
+
+def runs_data(k=3, n=96):
+    """Each run its own inputs (one clean, one shuffled-pixel-like, one Gaussian) and labels."""
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(n, 28, 28, generator=g)
+    inputs = [clean, clean.flatten(1)[:, torch.randperm(784, generator=g)].view(n, 28, 28)]
+    inputs += [torch.randn(n, 28, 28, generator=g) for _ in range(k - 2)]
+    labels = torch.randint(0, 10, (k, n), generator=g)
+    return torch.stack(inputs), labels
+
+
+def models(k, width=0.125, dropout=0.0, init="default"):
+    out = []
+    for seed in range(k):
+        torch.manual_seed(100 + seed)
+        out.append(AlexNet(width=width, dropout=dropout, init=init))
+    return out
+
+
+def test_fused_forward_is_the_separate_forwards():
+    nets = models(3, init="kaiming")
+    fused = FusedAlexNet(nets).eval()
+    x, _ = runs_data()
+    out = fused(x[:, :16].transpose(0, 1).contiguous())
+    for k, net in enumerate(nets):
+        expected = net.eval()(x[k, :16].unsqueeze(1))
+        assert torch.allclose(out[k], expected, rtol=1e-4, atol=1e-5)
+    for k, net in enumerate(nets):  # unfused weights are the run's own
+        for name, value in net.state_dict().items():
+            assert torch.equal(fused.unfused(k)[name], value), name
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_fused_steps_equal_separate_steps_in_float32(momentum):
+    """Three runs with different inputs and labels, own permutations, batch 32 over 96 + a
+    smaller last batch (100 = 3 x 32 + 4): same per-step losses and weights after 2 epochs."""
+    k, n, batch = 3, 100, 32
+    x, y = runs_data(k, n)
+    nets = models(k)
+    fused = FusedAlexNet(nets)
+    separate = []
+    for i, net in enumerate(nets):
+        opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=momentum)
+        loss = minibatch_loss(net, x[i].unsqueeze(1), y[i], contextlib.nullcontext)
+        gen = torch.Generator().manual_seed(i)
+        separate.append(
+            torch.cat([run_epoch(EagerStep(net, opt, loss), n, batch, gen) for _ in range(2)])
+        )
+    opt = torch.optim.SGD(fused.parameters(), lr=0.05, momentum=momentum)
+    loss = fused_minibatch_loss(fused, x, y, contextlib.nullcontext, torch.contiguous_format)
+    gens = [torch.Generator().manual_seed(i) for i in range(k)]
+    step = EagerStep(fused, opt, loss)
+    fused_losses = torch.cat([run_epoch(step, n, batch, gens) for _ in range(2)])
+    assert fused_losses.shape == (8, k)
+    assert torch.allclose(fused_losses, torch.stack(separate, 1), rtol=1e-4, atol=1e-5)
+    for i, net in enumerate(nets):
+        for name, value in net.state_dict().items():
+            assert torch.allclose(fused.unfused(i)[name], value, rtol=1e-3, atol=1e-5), name

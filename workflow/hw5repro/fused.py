@@ -1,0 +1,116 @@
+"""K independent AlexNets as one network: horizontal fusion (HFTA, Wang et al., MLSys 2021).
+
+Run k's network lives in block k of every layer: convolutions become grouped convolutions with
+K groups (run k's input is channel k of the fused input), the two linear layers batched matrix
+products over a leading run dimension. Nothing is shared between runs, so one SGD optimiser over
+the fused parameters is exactly K independent SGD optimisers (every update is elementwise), and
+the fused loss, the sum of the runs' mean losses, gives each run the gradient it gets alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .model import AlexNet
+
+
+def _linears(model: AlexNet) -> tuple[nn.Linear, nn.Linear]:
+    first, second = (m for m in model.classifier if isinstance(m, nn.Linear))
+    return first, second
+
+
+class FusedAlexNet(nn.Module):
+    """K copies of :class:`~hw5repro.model.AlexNet` (same shape, own weights) in one module.
+
+    ``forward`` takes ``(B, K, 28, 28)`` (run k's images in channel k) and returns logits
+    ``(K, B, classes)``; :meth:`unfused` gives run k's weights as an AlexNet state dict.
+    """
+
+    def __init__(self, models: Sequence[AlexNet]):
+        super().__init__()
+        self.runs = k = len(models)
+        layers = []
+        for i, layer in enumerate(models[0].features):
+            if isinstance(layer, nn.Conv2d):
+                conv = nn.Conv2d(
+                    k * layer.in_channels,
+                    k * layer.out_channels,
+                    layer.kernel_size,
+                    stride=layer.stride,
+                    padding=layer.padding,
+                    groups=k,
+                )
+                with torch.no_grad():
+                    conv.weight.copy_(torch.cat([m.features[i].weight for m in models]))
+                    conv.bias.copy_(torch.cat([m.features[i].bias for m in models]))
+                layers.append(conv)
+            else:
+                layers.append(type(layer)(**_init_args(layer)))
+        self.features = nn.Sequential(*layers)
+        dropout = next(m for m in models[0].classifier if isinstance(m, nn.Dropout))
+        self.dropout = nn.Dropout(dropout.p)
+        fc1 = [_linears(m)[0] for m in models]
+        fc2 = [_linears(m)[1] for m in models]
+        # (K, in, out) weights and (K, 1, out) biases for baddbmm.
+        self.w1 = nn.Parameter(torch.stack([f.weight.detach().t() for f in fc1]).contiguous())
+        self.b1 = nn.Parameter(torch.stack([f.bias.detach() for f in fc1]).unsqueeze(1))
+        self.w2 = nn.Parameter(torch.stack([f.weight.detach().t() for f in fc2]).contiguous())
+        self.b2 = nn.Parameter(torch.stack([f.bias.detach() for f in fc2]).unsqueeze(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.features(x)  # (B, K * C, 5, 5)
+        flat = features.reshape(x.shape[0], self.runs, -1).transpose(0, 1)  # (K, B, C * 25)
+        hidden = F.relu(torch.baddbmm(self.b1, self.dropout(flat), self.w1))
+        return torch.baddbmm(self.b2, hidden, self.w2)
+
+    def unfused(self, run: int) -> dict[str, torch.Tensor]:
+        """Run ``run``'s weights as a state dict of :class:`AlexNet` (copies)."""
+        state = {}
+        for i, layer in enumerate(self.features):
+            if isinstance(layer, nn.Conv2d):
+                out = layer.out_channels // self.runs
+                state[f"features.{i}.weight"] = layer.weight[run * out : (run + 1) * out].clone()
+                state[f"features.{i}.bias"] = layer.bias[run * out : (run + 1) * out].clone()
+        state["classifier.2.weight"] = self.w1[run].t().clone()
+        state["classifier.2.bias"] = self.b1[run, 0].clone()
+        state["classifier.4.weight"] = self.w2[run].t().clone()
+        state["classifier.4.bias"] = self.b2[run, 0].clone()
+        return state
+
+
+def _init_args(layer: nn.Module) -> dict:
+    if isinstance(layer, nn.MaxPool2d):
+        return {"kernel_size": layer.kernel_size, "stride": layer.stride}
+    if isinstance(layer, nn.ReLU):
+        return {"inplace": layer.inplace}
+    raise TypeError(f"cannot fuse layer {layer!r}")
+
+
+def fused_batch(x: torch.Tensor, idx: torch.Tensor, memory_format) -> torch.Tensor:
+    """Run k's images ``x[k, idx[k]]`` as channel k: ``x`` (K, N, 28, 28), ``idx`` (K, B) ->
+    (B, K, 28, 28)."""
+    runs = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    return x[runs, idx].transpose(0, 1).contiguous(memory_format=memory_format)
+
+
+def fused_loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Each run's mean cross-entropy on its own batch: logits (K, B, C), y (K, N) -> (K,)."""
+    runs = torch.arange(y.shape[0], device=y.device).unsqueeze(1)
+    targets = y[runs, idx]
+    losses = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
+    return losses.view(targets.shape).mean(1)
+
+
+def fused_minibatch_loss(model: FusedAlexNet, x, y, autocast, memory_format):
+    """The fused step's loss: run k's mean cross-entropy on ``x[k, idx[k]]``, for every k."""
+
+    def loss(idx):
+        with autocast():
+            out = model(fused_batch(x, idx, memory_format))
+        return fused_loss(out, y, idx)
+
+    return loss
