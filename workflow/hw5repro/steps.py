@@ -29,6 +29,7 @@ class EagerStep:
 
     def __init__(self, model, optimizer, loss):
         self.model, self.optimizer, self.loss = model, optimizer, loss
+        self.device = next(model.parameters()).device
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         loss = self.loss(idx)
@@ -55,7 +56,7 @@ class GraphedStep:
     def __init__(self, eager: EagerStep, batch_sizes, runs: int | None = None, warmup: int = 3):
         self.eager = eager
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
-        device = next(eager.model.parameters()).device
+        self.device = device = eager.device
         saved = _snapshot(eager.model, eager.optimizer, device)
         for size in sorted(set(batch_sizes), reverse=True):
             idx = torch.arange(size, device=device)
@@ -86,18 +87,27 @@ def batch_sizes(n: int, batch_size: int) -> set[int]:
     return {batch_size, n - batch_size * (math.ceil(n / batch_size) - 1)}
 
 
-def permutation(n: int, generators) -> torch.Tensor:
-    """The epoch's order of the examples: ``(n,)`` from one generator, ``(K, n)`` from K."""
+def permutation(n: int, generators, device: torch.device) -> torch.Tensor:
+    """The epoch's order of the examples on ``device``: ``(n,)`` from one generator, ``(K, n)``
+    from K. The workflow's generators live on the CPU, so a run's batch order is the same on
+    every device and its state resumes anywhere; the order reaches a GPU by one asynchronous
+    copy from pinned memory (no host sync)."""
     if isinstance(generators, torch.Generator):
-        return torch.randperm(n, device=generators.device, generator=generators)
-    return torch.stack([permutation(n, g) for g in generators])
+        perm = torch.randperm(n, device=generators.device, generator=generators)
+    else:
+        perm = torch.stack([torch.randperm(n, device=g.device, generator=g) for g in generators])
+    if perm.device == device:
+        return perm
+    if device.type == "cuda" and perm.device.type == "cpu":
+        return perm.pin_memory().to(device, non_blocking=True)
+    return perm.to(device)
 
 
 def run_epoch(step, n: int, batch_size: int, generators) -> torch.Tensor:
-    """One epoch of minibatch SGD over device-side permutations (one per run); returns the
-    per-step losses, ``(steps,)`` or ``(steps, K)``, on the device (no host sync). The last,
-    smaller batch is kept, as a DataLoader does."""
-    perm = permutation(n, generators)
+    """One epoch of minibatch SGD over the runs' permutations; returns the per-step losses,
+    ``(steps,)`` or ``(steps, K)``, on the device (no host sync). The last, smaller batch is
+    kept, as a DataLoader does."""
+    perm = permutation(n, generators, step.device)
     steps = math.ceil(n / batch_size)
     losses = torch.empty(steps, *perm.shape[:-1], device=perm.device)
     for i in range(steps):

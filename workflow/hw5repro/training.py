@@ -225,7 +225,7 @@ def train(
         momentum=settings.momentum,
         weight_decay=settings.weight_decay,
     )
-    generator = torch.Generator(device=device).manual_seed(stream_seed(seed, "batches"))
+    generator = torch.Generator().manual_seed(stream_seed(seed, "batches"))  # CPU: see permutation
     train_x = data.train_x.to(device, memory_format=memory_format)
     test_x = data.test_x.to(device, memory_format=memory_format)
     train_y, test_y = data.train_y.to(device), data.test_y.to(device)
