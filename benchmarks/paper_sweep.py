@@ -71,6 +71,7 @@ def main(argv=None) -> dict:
         timings[run.name] = {
             "wall_seconds": info["wall_seconds"],
             "train_seconds": float(frame["epoch_seconds"].sum()),
+            "eval_seconds": float(frame["eval_seconds"].sum()),
             "final_train_acc": metrics[-1]["train_acc"],
             "final_test_acc": metrics[-1]["test_acc"],
         }
@@ -80,15 +81,18 @@ def main(argv=None) -> dict:
         path.unlink()
     raw.rmdir()
     record = {
+        "benchmark": "paper_sweep",
         "device": str(device),
         "device_name": device_name(device),
         "torch": torch.__version__,
         "precision": info["precision"],
         "channels_last": info["channels_last"],
         "compiled": info["compiled"],
+        "cuda_graphs": info["cuda_graphs"],
         "config": {k: config[k] for k in ("seed", "data", "experiment", "model", "training")},
         "sweep_wall_seconds": total,
         "sweep_train_seconds": sum(t["train_seconds"] for t in timings.values()),
+        "sweep_eval_seconds": sum(t["eval_seconds"] for t in timings.values()),
         "runs": timings,
     }
     (out / "sweep.json").write_text(json.dumps(record, indent=2) + "\n")
