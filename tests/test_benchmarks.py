@@ -1,6 +1,9 @@
 """The benchmark scripts run on the CPU and write complete records (tiny settings)."""
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +14,9 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import paper_sweep  # noqa: E402
+import plot_gpu_records  # noqa: E402
 import train_throughput  # noqa: E402
+import workflow_record  # noqa: E402
 
 
 def test_throughput_record(tmp_path):
@@ -25,15 +30,24 @@ def test_throughput_record(tmp_path):
             "128",
             "--epochs",
             "1",
+            "--fused",
+            "2",
+            "--eval-batch-sizes",
+            "64,256",
+            "--eval-images",
+            "256",
             "--out",
             str(tmp_path),
         ]
     )
-    saved = json.loads((tmp_path / "train_throughput_cpu_w0.125.json").read_text())
+    saved = json.loads((tmp_path / "train_throughput_cpu_w0.125_fused.json").read_text())
     assert saved["speedup"] == pytest.approx(record["speedup"])
     assert saved["seed_style_images_per_s"] > 0 and saved["fast_images_per_s"] > 0
     # forward+backward FLOPs of the 1/8-width model, counted by torch.utils.flop_counter
     assert saved["train_flops_per_image"] == pytest.approx(70_676_688, rel=1e-6)
+    assert saved["graphed_images_per_s"] is None  # CUDA graphs only on a GPU
+    assert set(saved["eval_images_per_s"]) == {"64", "256"}
+    assert saved["fused_runs"] == 2 and saved["fused_eager_images_per_s"] > 0
 
 
 def test_paper_scale_flops_per_image():
@@ -70,3 +84,83 @@ def test_paper_sweep_runs_every_ratio(tmp_path, mnist_dir):
         f"labels_r{r}_s0" for r in ("0", "0.2", "0.4", "0.6", "0.8", "1")
     }
     assert json.loads(Path(tmp_path / "sweep.json").read_text())["sweep_train_seconds"] > 0
+
+
+def test_workflow_record_of_a_finished_run(smoke_run, tmp_path):
+    out = tmp_path / "workflow.json"
+    record = workflow_record.main(
+        [
+            "--workdir",
+            str(smoke_run),
+            "--wall",
+            "97.5",
+            "--command",
+            "snakemake --cores 2",
+            "--preset",
+            "config/smoke.yaml",
+            "--out",
+            str(out),
+        ]
+    )
+    saved = json.loads(out.read_text())
+    assert saved["benchmark"] == "workflow" and saved["workflow_wall_seconds"] == 97.5
+    assert saved["runs"] == 12 == len(saved["train_job_seconds"]) == len(record["run_details"])
+    assert {"fetch_mnist", "mnist_subset", "report/report"} <= set(saved["other_job_seconds"])
+    details = saved["run_details"]["labels_r1_s0"]
+    assert details["cuda_graphs"] is False and details["epochs"] >= 1
+    assert 0 <= details["final_train_acc"] <= 1 and details["eval_seconds"] > 0
+
+
+def test_workflow_record_refuses_an_unfinished_run(tmp_path):
+    with pytest.raises(SystemExit, match="no finished report"):
+        workflow_record.main(
+            [
+                "--workdir",
+                str(tmp_path),
+                "--wall",
+                "1",
+                "--command",
+                "x",
+                "--preset",
+                "y",
+                "--out",
+                str(tmp_path / "w.json"),
+            ]
+        )
+
+
+def test_readme_figures_regenerate_from_the_committed_gpu_csv(tmp_path):
+    csv = REPO / "benchmarks/results/gpu/2234255-first-run/paper_sweep_epochs.csv"
+    written = plot_gpu_records.main(["--epochs", str(csv), "--out", str(tmp_path)])
+    assert [p.name for p in written] == ["test_error.png", "kept_vs_replaced.png"]
+    assert all(p.stat().st_size > 10_000 for p in written)
+
+
+def test_gpu_check_fails_loudly(tmp_path):
+    """Without the carried MNIST copy, or with a stage it does not know, the GPU check exits
+    non-zero and says so (tried on the CPU; the CUDA assertion is skipped by GPU_CHECK_ON_CPU)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(
+        REPO / "benchmarks", repo / "benchmarks", ignore=shutil.ignore_patterns("results")
+    )
+    env = {**os.environ, "GPU_CHECK_ON_CPU": "1", "OUT": str(tmp_path / "out")}
+    proc = subprocess.run(
+        ["bash", str(repo / "benchmarks/gpu_check.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "FAILED: .mnist missing" in proc.stdout
+    (repo / ".mnist").mkdir()
+    (repo / ".mnist/train-images-idx3-ubyte.gz").write_bytes(b"")
+    proc = subprocess.run(
+        ["bash", str(repo / "benchmarks/gpu_check.sh")],
+        env={**env, "STAGES": "tests-typo"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "tests-typo: unknown" in proc.stdout and "GPU CHECK FAILED" in proc.stdout
+    assert (tmp_path / "out/gpu_check.log").read_text().count("GPU CHECK FAILED") == 1
