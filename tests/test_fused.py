@@ -67,3 +67,88 @@ def test_fused_steps_equal_separate_steps_in_float32(momentum):
     for i, net in enumerate(nets):
         for name, value in net.state_dict().items():
             assert torch.allclose(fused.unfused(i)[name], value, rtol=1e-3, atol=1e-5), name
+
+
+def _run_datas(k=3, n=100):
+    from hw5repro.training import RunData
+
+    x, y = runs_data(k, n)
+    g = torch.Generator().manual_seed(1)
+    replaced = torch.rand(k, n, generator=g) < torch.tensor([[0.0], [0.5], [1.0]])[:k]
+    tx, ty = torch.rand(k, 40, 28, 28, generator=g), torch.randint(0, 10, (k, 40), generator=g)
+    return [
+        RunData(x[i].unsqueeze(1), y[i], replaced[i], tx[i].unsqueeze(1), ty[i]) for i in range(k)
+    ]
+
+
+def _settings(**kw):
+    from hw5repro.training import Settings
+
+    base = dict(
+        epochs=3,
+        batch_size=32,
+        lr=0.05,
+        momentum=0.9,
+        width=0.125,
+        dropout=0.0,
+        device="cpu",
+        precision="fp32",
+        channels_last=False,
+        eval_batch_size=64,
+        checkpoint_every=1,
+    )
+    return Settings(**{**base, **kw})
+
+
+NUMERIC = [
+    "train_loss",
+    "train_acc",
+    "train_acc_kept",
+    "train_acc_replaced",
+    "test_loss",
+    "test_acc",
+]
+
+
+def _close(rows_a, rows_b):
+    for a, b in zip(rows_a, rows_b, strict=True):
+        assert a["epoch"] == b["epoch"]
+        for key in NUMERIC:
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5, nan_ok=True), key
+
+
+def test_train_runs_fused_gives_each_run_its_separate_metrics_and_model():
+    from hw5repro.training import train, train_runs
+
+    datas, seeds = _run_datas(), [0, 1, 2]
+    fused, models, info = train_runs(datas, _settings(), seeds, progress=False)
+    assert info["runs_fused"] == 3 and len(fused) == 3
+    for data, seed, rows, model in zip(datas, seeds, fused, models, strict=True):
+        alone, alone_model, _ = train(data, _settings(), seed, progress=False)
+        _close(rows, alone)
+        for (name, a), b in zip(
+            model.state_dict().items(), alone_model.state_dict().values(), strict=True
+        ):
+            assert torch.allclose(a, b, rtol=1e-3, atol=1e-5), name
+    assert fused[0][0]["train_acc_replaced"] != fused[0][0]["train_acc_replaced"]  # NaN: none
+
+
+def test_fused_checkpoints_resume_fused_or_alone(tmp_path):
+    """Each run of a fused job writes its own checkpoint in a single run's format: the group
+    resumes from them, and so does one run alone."""
+    from hw5repro.training import train, train_runs
+
+    datas, seeds = _run_datas(), [0, 1, 2]
+    straight, _, _ = train_runs(datas, _settings(epochs=4), seeds, progress=False)
+    paths = [tmp_path / f"r{i}.pt" for i in range(3)]
+    train_runs(datas, _settings(epochs=2), seeds, paths, progress=False)
+    assert [torch.load(p, weights_only=True)["epoch"] for p in paths] == [2, 2, 2]
+    single = tmp_path / "alone.pt"
+    single.write_bytes(paths[1].read_bytes())
+    resumed, _, info = train_runs(datas, _settings(epochs=4), seeds, paths, progress=False)
+    assert info["resumed_from_epoch"] == 2
+    for a, b in zip(resumed, straight, strict=True):
+        _close(a, b)
+    alone, _, info = train(datas[1], _settings(epochs=4), 1, single, progress=False)
+    assert info["resumed_from_epoch"] == 2
+    _close(alone, straight[1])

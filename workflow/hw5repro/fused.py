@@ -69,17 +69,50 @@ class FusedAlexNet(nn.Module):
 
     def unfused(self, run: int) -> dict[str, torch.Tensor]:
         """Run ``run``'s weights as a state dict of :class:`AlexNet` (copies)."""
-        state = {}
+        return self.unfuse(dict(self.named_parameters()), run)
+
+    def _blocks(self):
+        """(fused name, AlexNet name, how run k's block is cut out of the fused tensor)."""
         for i, layer in enumerate(self.features):
             if isinstance(layer, nn.Conv2d):
                 out = layer.out_channels // self.runs
-                state[f"features.{i}.weight"] = layer.weight[run * out : (run + 1) * out].clone()
-                state[f"features.{i}.bias"] = layer.bias[run * out : (run + 1) * out].clone()
-        state["classifier.2.weight"] = self.w1[run].t().clone()
-        state["classifier.2.bias"] = self.b1[run, 0].clone()
-        state["classifier.4.weight"] = self.w2[run].t().clone()
-        state["classifier.4.bias"] = self.b2[run, 0].clone()
-        return state
+                for kind in ("weight", "bias"):
+                    yield f"features.{i}.{kind}", f"features.{i}.{kind}", ("rows", out)
+        yield "w1", "classifier.2.weight", ("transposed", None)
+        yield "b1", "classifier.2.bias", ("bias", None)
+        yield "w2", "classifier.4.weight", ("transposed", None)
+        yield "b2", "classifier.4.bias", ("bias", None)
+
+    def unfuse(self, tensors: dict[str, torch.Tensor], run: int) -> dict[str, torch.Tensor]:
+        """Run ``run``'s block of each fused tensor (parameters, or per-parameter optimiser
+        state such as momentum buffers), keyed by the AlexNet name (copies)."""
+        out = {}
+        for fused_name, name, (how, rows) in self._blocks():
+            if fused_name not in tensors:
+                continue
+            value = tensors[fused_name].detach()
+            if how == "rows":
+                out[name] = value[run * rows : (run + 1) * rows].clone()
+            elif how == "transposed":
+                out[name] = value[run].t().clone()
+            else:
+                out[name] = value[run, 0].clone()
+        return out
+
+    def fuse(self, per_run: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """The inverse of :meth:`unfuse`: K AlexNet-named dicts -> fused-named tensors."""
+        out = {}
+        for fused_name, name, (how, _) in self._blocks():
+            if not all(name in run for run in per_run):
+                continue
+            blocks = [run[name] for run in per_run]
+            if how == "rows":
+                out[fused_name] = torch.cat(blocks)
+            elif how == "transposed":
+                out[fused_name] = torch.stack([b.t() for b in blocks]).contiguous()
+            else:
+                out[fused_name] = torch.stack(blocks).unsqueeze(1)
+        return out
 
 
 def _init_args(layer: nn.Module) -> dict:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint as checkpoints
@@ -30,9 +29,9 @@ from .device import (
     resolve_device,
     resolve_precision,
 )
-from .experiment import stream_seed
 from .model import AlexNet
-from .steps import EagerStep, GraphedStep, batch_sizes, mean_loss, minibatch_loss, run_epoch
+from .runset import build_model, evaluate, make_runs  # noqa: F401 - re-exported
+from .steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
 
 log = logging.getLogger(__name__)
 
@@ -134,28 +133,6 @@ class _SigtermFlag:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def build_model(settings: Settings, seed: int) -> AlexNet:
-    torch.manual_seed(stream_seed(seed, "init"))
-    return AlexNet(width=settings.width, dropout=settings.dropout, init=settings.init)
-
-
-@torch.inference_mode()
-def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and the per-example correctness, in eval mode, both left on the
-    device (big batches: evaluation is pure forward work, bound by FLOPs, not launches)."""
-    model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.empty(x.shape[0], dtype=torch.bool, device=x.device)
-    for start in range(0, x.shape[0], batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        with autocast():
-            out = model(xb)
-        loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
-        correct[start : start + batch_size] = out.argmax(1) == yb
-    model.train()
-    return loss_sum, correct
-
-
 def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torch.Tensor:
     """One eager epoch of minibatch SGD (the benchmarks' and tests' entry point)."""
     model.train()
@@ -163,48 +140,91 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torc
     return run_epoch(step, x.shape[0], batch_size, generator)
 
 
-def _rng_state(generator, device) -> dict:
-    state = {"cpu": torch.get_rng_state(), "perm": generator.get_state()}
+def make_step(settings: Settings, runs, device):
+    """The training step the settings ask for: graphed on CUDA (``cuda_graphs``), else eager;
+    over one run or K fused runs alike."""
+    step_model = runs.model
+    if settings.compile:
+        try:
+            step_model = torch.compile(runs.model)
+        except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
+            log.warning("torch.compile unavailable (%s); training eagerly", err)
+    eager = EagerStep(runs.model, runs.optimizer, runs.loss(step_model))
+    if not resolve_cuda_graphs(settings.cuda_graphs, device, compiled=step_model is not runs.model):
+        return eager
+    return GraphedStep(eager, batch_sizes(runs.n, settings.batch_size), runs=runs.index_runs)
+
+
+def _global_rng(device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict, generator, device) -> None:
+def _set_global_rng(state: dict, device) -> None:
     torch.set_rng_state(state["cpu"])
-    generator.set_state(state["perm"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def make_step(settings: Settings, model, optimizer, x, y, autocast, device):
-    """The training step the settings ask for: graphed on CUDA (``cuda_graphs``), else eager."""
-    step_model = model
-    if settings.compile:
-        try:
-            step_model = torch.compile(model)
-        except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
-            log.warning("torch.compile unavailable (%s); training eagerly", err)
-    eager = EagerStep(model, optimizer, minibatch_loss(step_model, x, y, autocast))
-    if not resolve_cuda_graphs(settings.cuda_graphs, device, compiled=step_model is not model):
-        return eager
-    return GraphedStep(eager, batch_sizes(x.shape[0], settings.batch_size))
+class Checkpoints:
+    """The runs' checkpoints, one file per run in a single run's format (model, optimiser, RNG
+    states, epoch, metrics so far, fingerprint): a run resumes fused or alone alike."""
+
+    def __init__(self, paths, fingerprints, descs):
+        self.paths, self.fingerprints, self.descs = paths, fingerprints, descs
+
+    def resume(self, runs, device) -> tuple[int, list[list[dict]]]:
+        """Load every run's checkpoint into ``runs``; (epoch, metrics) to continue from."""
+        fresh = 0, [[] for _ in self.paths]
+        if all(path is None for path in self.paths):
+            return fresh
+        states = [
+            checkpoints.load(p, f, d)
+            for p, f, d in zip(self.paths, self.fingerprints, self.descs, strict=True)
+        ]
+        if all(s is None for s in states):
+            return fresh
+        if any(s is None for s in states) or len({int(s["epoch"]) for s in states}) > 1:
+            log.warning(
+                "runs trained together resume only when every run has a checkpoint of "
+                "the same epoch; all of %s start from epoch 0",
+                ", ".join(self.descs),
+            )
+            return fresh
+        runs.load_run_states([{**s, "perm": s["rng"]["perm"]} for s in states])
+        _set_global_rng(states[0]["rng"], device)
+        epoch = int(states[0]["epoch"])
+        log.info("%s: resumed at epoch %d", ", ".join(self.descs), epoch)
+        return epoch, [list(s["metrics"]) for s in states]
+
+    def save(self, runs, device, epoch: int, metrics: list[list[dict]]) -> None:
+        for k, path in enumerate(self.paths):
+            state = runs.run_state(k)
+            rng = {**_global_rng(device), "perm": state.pop("perm")}
+            checkpoints.save(
+                path,
+                {**state, "rng": rng, "epoch": epoch, "metrics": metrics[k]},
+                self.fingerprints[k],
+            )
 
 
-def train(
-    data: RunData,
+def train_runs(
+    datas: list[RunData],
     settings: Settings,
-    seed: int,
-    checkpoint: str | Path | None = None,
+    seeds: list[int],
+    checkpoint_paths: list | None = None,
+    fingerprints: list | None = None,
     progress: bool | None = None,
-    desc: str = "train",
-    fingerprint: str | None = None,
-) -> tuple[list[dict], AlexNet, dict]:
-    """Train one run; returns the per-epoch metrics, the trained model and facts about the run.
+    descs: list[str] | None = None,
+) -> tuple[list[list[dict]], list[AlexNet], dict]:
+    """Train K >= 1 runs in one process (K > 1: fused in one network); returns each run's
+    per-epoch metrics and trained model, and facts about the job.
 
-    With ``checkpoint`` the run resumes from that file when it exists and belongs to
-    ``fingerprint`` (else it is set aside), and writes it every ``settings.checkpoint_every``
-    epochs and on SIGTERM (then raises :class:`Preempted`).
+    With checkpoint paths the runs resume from their checkpoints when every one exists and
+    belongs to its fingerprint (else they are set aside), and write them every
+    ``settings.checkpoint_every`` epochs and on SIGTERM (then :class:`Preempted` is raised).
     """
     device = resolve_device(settings.device)
     precision = resolve_precision(settings.precision, device)
@@ -218,121 +238,43 @@ def train(
             return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
-    model = build_model(settings, seed).to(device, memory_format=memory_format)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=settings.lr,
-        momentum=settings.momentum,
-        weight_decay=settings.weight_decay,
-    )
-    generator = torch.Generator().manual_seed(stream_seed(seed, "batches"))  # CPU: see permutation
-    train_x = data.train_x.to(device, memory_format=memory_format)
-    test_x = data.test_x.to(device, memory_format=memory_format)
-    train_y, test_y = data.train_y.to(device), data.test_y.to(device)
-    replaced = data.replaced.to(device)
-    n, n_replaced = train_x.shape[0], int(data.replaced.sum())
-    n_kept = n - n_replaced
-
-    metrics: list[dict] = []
-    start_epoch = 0
-    state = checkpoints.load(checkpoint, fingerprint, desc)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], generator, device)
-        metrics, start_epoch = list(state["metrics"]), int(state["epoch"])
-        log.info("%s: resumed from %s at epoch %d", desc, checkpoint, start_epoch)
-
-    def save_checkpoint(epoch: int) -> None:
-        checkpoints.save(
-            checkpoint,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": _rng_state(generator, device),
-                "epoch": epoch,
-                "metrics": metrics,
-            },
-            fingerprint,
-        )
-
-    def evaluate_epoch(epoch: int, losses: torch.Tensor) -> list[float]:
-        """Every training and (when due) test image in eval mode; one host sync."""
-        _, correct = evaluate(model, train_x, train_y, settings.eval_batch_size, autocast)
-        values = [
-            mean_loss(losses, n, settings.batch_size),
-            correct.float().mean(),
-            correct[~replaced].float().sum() / max(n_kept, 1),
-            correct[replaced].float().sum() / max(n_replaced, 1),
-        ]
-        if epoch + 1 == settings.epochs or (epoch + 1) % settings.eval_every == 0:
-            test_loss, test_correct = evaluate(
-                model, test_x, test_y, settings.eval_batch_size, autocast
-            )
-            values += [test_loss / test_x.shape[0], test_correct.float().mean()]
-        else:
-            values += [torch.tensor(float("nan"), device=device)] * 2
-        return torch.stack(values).tolist()
-
-    model.train()
-    step = make_step(settings, model, optimizer, train_x, train_y, autocast, device)
+    k = len(datas)
+    descs = descs or [f"run {i}" for i in range(k)]
+    runs = make_runs(datas, settings, seeds, device, memory_format, autocast)
+    saved = Checkpoints(checkpoint_paths or [None] * k, fingerprints or [None] * k, descs)
+    start_epoch, metrics = saved.resume(runs, device)
+    step = make_step(settings, runs, device)
     wall_start = time.perf_counter()
     # A progress bar on a terminal (progress=None lets tqdm decide), one log line per epoch always.
     bar = tqdm(
         range(start_epoch, settings.epochs),
-        desc=desc,
-        disable=None if progress is None else not progress,
+        desc=", ".join(descs),
         initial=start_epoch,
         total=settings.epochs,
         unit="epoch",
+        disable=None if progress is None else not progress,
     )
     with _SigtermFlag() as sigterm:
         for epoch in bar:
             t0 = time.perf_counter()
-            losses = run_epoch(step, n, settings.batch_size, generator)
+            losses = run_epoch(step, runs.n, settings.batch_size, runs.generators)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t1 = time.perf_counter()
-            loss, acc, acc_kept, acc_repl, test_loss, test_acc = evaluate_epoch(epoch, losses)
+            with_test = epoch + 1 == settings.epochs or (epoch + 1) % settings.eval_every == 0
+            values = runs.evaluate(losses, with_test).tolist()  # (K, 6): the epoch's one sync
             t2 = time.perf_counter()
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"{desc}: training loss became {loss} at epoch {epoch + 1}; "
-                    "lower training.lr or check the data"
-                )
-            metrics.append(
-                {
-                    "epoch": epoch + 1,
-                    "train_loss": loss,
-                    "train_acc": acc,
-                    "train_acc_kept": acc_kept if n_kept else float("nan"),
-                    "train_acc_replaced": acc_repl if n_replaced else float("nan"),
-                    "test_loss": test_loss,
-                    "test_acc": test_acc,
-                    "epoch_seconds": t1 - t0,
-                    "eval_seconds": t2 - t1,
-                }
-            )
-            log.info(
-                "%s epoch %d/%d train_loss %.4f train_acc %.4f test_acc %.4f (%.2fs + eval %.2fs)",
-                desc,
-                epoch + 1,
-                settings.epochs,
-                loss,
-                acc,
-                test_acc,
-                t1 - t0,
-                t2 - t1,
-            )
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
-            if checkpoint is not None and (
+            for run, row in enumerate(values):
+                metrics[run].append(_metrics_row(epoch, row, t1 - t0, t2 - t1, descs[run]))
+            bar.set_postfix(loss=f"{values[0][0]:.3f}", acc=f"{values[0][1]:.3f}")
+            if saved.paths[0] is not None and (
                 sigterm.raised or (epoch + 1) % settings.checkpoint_every == 0
             ):
-                save_checkpoint(epoch + 1)
+                saved.save(runs, device, epoch + 1, metrics)
             if sigterm.raised:
                 raise Preempted(
-                    f"{desc}: stopped by SIGTERM after epoch {epoch + 1}; checkpoint {checkpoint} "
-                    "written, rerun the job to resume"
+                    f"{', '.join(descs)}: stopped by SIGTERM after epoch {epoch + 1}; "
+                    "checkpoint written, rerun the job to resume"
                 )
     info = {
         "device": str(device),
@@ -340,10 +282,58 @@ def train(
         "channels_last": channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
         "compiled": bool(settings.compile),
+        "runs_fused": k,
         "resumed_from_epoch": start_epoch,
         "wall_seconds": time.perf_counter() - wall_start,
     }
-    return metrics, model, info
+    return metrics, [runs.run_model(i) for i in range(k)], info
+
+
+def _metrics_row(epoch: int, values: list[float], seconds: float, eval_seconds: float, desc: str):
+    """One run's metrics of one epoch; a non-finite training loss stops training."""
+    loss, acc, acc_kept, acc_replaced, test_loss, test_acc = values
+    if not math.isfinite(loss):
+        raise TrainingError(
+            f"{desc}: training loss became {loss} at epoch {epoch + 1}; "
+            "lower training.lr or check the data"
+        )
+    log.info(
+        "%s epoch %d train_loss %.4f train_acc %.4f test_acc %.4f (%.2fs + eval %.2fs)",
+        desc,
+        epoch + 1,
+        loss,
+        acc,
+        test_acc,
+        seconds,
+        eval_seconds,
+    )
+    return {
+        "epoch": epoch + 1,
+        "train_loss": loss,
+        "train_acc": acc,
+        "train_acc_kept": acc_kept,
+        "train_acc_replaced": acc_replaced,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "epoch_seconds": seconds,
+        "eval_seconds": eval_seconds,
+    }
+
+
+def train(
+    data: RunData,
+    settings: Settings,
+    seed: int,
+    checkpoint: str | Path | None = None,
+    progress: bool | None = None,
+    desc: str = "train",
+    fingerprint: str | None = None,
+) -> tuple[list[dict], AlexNet, dict]:
+    """Train one run (see :func:`train_runs`): its metrics, trained model and facts."""
+    metrics, models, info = train_runs(
+        [data], settings, [seed], [checkpoint], [fingerprint], progress, [desc]
+    )
+    return metrics[0], models[0], info
 
 
 #: Settings that change how a job runs but not what it computes (not part of a fingerprint).

@@ -1,0 +1,238 @@
+"""The runs one training process trains at once, behind one interface.
+
+:class:`SingleRun` is one run on a plain :class:`~hw5repro.model.AlexNet`; :class:`FusedRuns` is
+K runs in one :class:`~hw5repro.fused.FusedAlexNet` (``training.runs_per_job: K``). Both give the
+training loop the same things: the network and its SGD optimiser, the loss of a minibatch (for
+the step), the runs' batch-order generators, an evaluation of every run, and each run's own state
+in the format of a single run's checkpoint, so that a run resumes fused or alone alike.
+
+Each run keeps what it has when trained alone: initial weights from its own seed stream, its own
+labels or corrupted inputs, its own permutation of the data every epoch and its own batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .experiment import stream_seed
+from .fused import FusedAlexNet, fused_minibatch_loss
+from .model import AlexNet
+from .steps import mean_loss, minibatch_loss
+
+
+def build_model(settings, seed: int) -> AlexNet:
+    torch.manual_seed(stream_seed(seed, "init"))
+    return AlexNet(width=settings.width, dropout=settings.dropout, init=settings.init)
+
+
+def make_optimizer(settings, model) -> torch.optim.SGD:
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+    )
+
+
+def batch_generator(seed: int) -> torch.Generator:
+    """A run's batch order comes from a CPU generator on every device (see steps.permutation)."""
+    return torch.Generator().manual_seed(stream_seed(seed, "batches"))
+
+
+@torch.inference_mode()
+def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy and the per-example correctness of one run, in eval mode, both left
+    on the device (big batches: evaluation is pure forward work, bound by FLOPs)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.empty(x.shape[0], dtype=torch.bool, device=x.device)
+    for start in range(0, x.shape[0], batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        with autocast():
+            out = model(xb)
+        loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
+        correct[start : start + batch_size] = out.argmax(1) == yb
+    model.train()
+    return loss_sum, correct
+
+
+@torch.inference_mode()
+def evaluate_fused(model, x, y, batch_size: int, autocast, memory_format):
+    """K runs at once: x (K, N, 28, 28), y (K, N) -> summed losses (K,), correctness (K, N)."""
+    model.eval()
+    runs, n = y.shape
+    loss_sum = torch.zeros(runs, device=x.device)
+    correct = torch.empty(runs, n, dtype=torch.bool, device=x.device)
+    step = max(1, batch_size // runs)
+    for start in range(0, n, step):
+        xb = x[:, start : start + step].transpose(0, 1).contiguous(memory_format=memory_format)
+        yb = y[:, start : start + step]
+        with autocast():
+            out = model(xb)  # (K, b, classes)
+        losses = F.cross_entropy(out.float().flatten(0, 1), yb.flatten(), reduction="none")
+        loss_sum += losses.view(yb.shape).sum(1)
+        correct[:, start : start + step] = out.argmax(-1) == yb
+    model.train()
+    return loss_sum, correct
+
+
+def _epoch_values(losses, n, batch_size, correct, replaced, test) -> torch.Tensor:
+    """(K, 6): train loss, train acc, acc on kept labels, acc on replaced labels, test loss and
+    test acc (NaN when the test set was not evaluated) for ``correct``/``replaced`` (K, N)."""
+
+    def share(mask):  # accuracy on the examples of ``mask``; NaN where a run has none
+        count = mask.sum(1)
+        return torch.where(count > 0, (correct & mask).sum(1) / count.clamp(min=1), float("nan"))
+
+    values = [
+        mean_loss(losses, n, batch_size).reshape(-1),
+        correct.float().mean(1),
+        share(~replaced),
+        share(replaced),
+    ]
+    if test is None:
+        values += [torch.full_like(values[0], float("nan"))] * 2
+    else:
+        values += list(test)
+    return torch.stack(values, 1)
+
+
+class SingleRun:
+    """One run on a plain AlexNet (``training.runs_per_job: 1``, the cluster's layout)."""
+
+    runs = 1
+    index_runs = None  # a minibatch index is (B,)
+
+    def __init__(self, datas, settings, seeds, device, memory_format, autocast):
+        (data,), (seed,) = datas, seeds
+        self.settings, self.autocast = settings, autocast
+        self.model = build_model(settings, seed).to(device, memory_format=memory_format)
+        self.optimizer = make_optimizer(settings, self.model)
+        self.generators = batch_generator(seed)
+        self.train_x = data.train_x.to(device, memory_format=memory_format)
+        self.test_x = data.test_x.to(device, memory_format=memory_format)
+        self.train_y, self.test_y = data.train_y.to(device), data.test_y.to(device)
+        self.replaced = data.replaced.to(device).unsqueeze(0)
+        self.n = self.train_x.shape[0]
+
+    def loss(self, model):
+        return minibatch_loss(model, self.train_x, self.train_y, self.autocast)
+
+    def evaluate(self, losses, with_test: bool) -> torch.Tensor:
+        size = self.settings.eval_batch_size
+        _, correct = evaluate(self.model, self.train_x, self.train_y, size, self.autocast)
+        test = None
+        if with_test:
+            loss, test_correct = evaluate(self.model, self.test_x, self.test_y, size, self.autocast)
+            test = (
+                (loss / self.test_x.shape[0]).reshape(1),
+                test_correct.float().mean().reshape(1),
+            )
+        return _epoch_values(
+            losses, self.n, self.settings.batch_size, correct.unsqueeze(0), self.replaced, test
+        )
+
+    def run_state(self, run: int) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "perm": self.generators.get_state(),
+        }
+
+    def load_run_states(self, states: list[dict]) -> None:
+        (state,) = states
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generators.set_state(state["perm"])
+
+    def run_model(self, run: int) -> AlexNet:
+        return self.model
+
+
+class FusedRuns:
+    """K runs in one FusedAlexNet and one SGD optimiser (exactly K independent SGDs: every update
+    is elementwise); a minibatch index is (K, B), one batch per run."""
+
+    def __init__(self, datas, settings, seeds, device, memory_format, autocast):
+        self.settings, self.autocast, self.memory_format = settings, autocast, memory_format
+        self.runs = self.index_runs = len(datas)
+        self.nets = [build_model(settings, seed) for seed in seeds]
+        self.model = FusedAlexNet(self.nets).to(device, memory_format=memory_format)
+        self.optimizer = make_optimizer(settings, self.model)
+        self.generators = [batch_generator(seed) for seed in seeds]
+
+        def stack(name):
+            return torch.stack([getattr(d, name) for d in datas]).to(device)
+
+        self.train_x, self.test_x = stack("train_x").squeeze(2), stack("test_x").squeeze(2)
+        self.train_y, self.test_y, self.replaced = (
+            stack("train_y"),
+            stack("test_y"),
+            stack("replaced"),
+        )
+        self.n = self.train_x.shape[1]
+
+    def loss(self, model):
+        return fused_minibatch_loss(
+            model, self.train_x, self.train_y, self.autocast, self.memory_format
+        )
+
+    def evaluate(self, losses, with_test: bool) -> torch.Tensor:
+        size, fmt = self.settings.eval_batch_size, self.memory_format
+        args = (size, self.autocast, fmt)
+        _, correct = evaluate_fused(self.model, self.train_x, self.train_y, *args)
+        test = None
+        if with_test:
+            loss, test_correct = evaluate_fused(self.model, self.test_x, self.test_y, *args)
+            test = (loss / self.test_x.shape[1], test_correct.float().mean(1))
+        return _epoch_values(losses, self.n, self.settings.batch_size, correct, self.replaced, test)
+
+    def _momentum(self) -> dict[str, torch.Tensor]:
+        return {
+            name: self.optimizer.state[p]["momentum_buffer"]
+            for name, p in self.model.named_parameters()
+            if self.optimizer.state.get(p, {}).get("momentum_buffer") is not None
+        }
+
+    def run_state(self, run: int) -> dict:
+        """Run ``run``'s state exactly as a single run's checkpoint holds it."""
+        names = [name for name, _ in self.nets[0].named_parameters()]
+        buffers = self.model.unfuse(self._momentum(), run)
+        group = {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
+        return {
+            "model": self.model.unfused(run),
+            "optimizer": {
+                "state": {
+                    i: {"momentum_buffer": buffers[name]}
+                    for i, name in enumerate(names)
+                    if name in buffers
+                },
+                "param_groups": [{**group, "params": list(range(len(names)))}],
+            },
+            "perm": self.generators[run].get_state(),
+        }
+
+    def load_run_states(self, states: list[dict]) -> None:
+        names = [name for name, _ in self.nets[0].named_parameters()]
+        self.model.load_state_dict(self.model.fuse([s["model"] for s in states]))
+        buffers = [
+            {names[i]: entry["momentum_buffer"] for i, entry in s["optimizer"]["state"].items()}
+            for s in states
+        ]
+        fused = self.model.fuse(buffers)
+        for name, p in self.model.named_parameters():
+            if name in fused:
+                self.optimizer.state[p]["momentum_buffer"] = fused[name].to(p.device)
+        for generator, state in zip(self.generators, states, strict=True):
+            generator.set_state(state["perm"])
+
+    def run_model(self, run: int) -> AlexNet:
+        net = self.nets[run]
+        net.load_state_dict(self.model.unfused(run))
+        return net
+
+
+def make_runs(datas, settings, seeds, device, memory_format, autocast):
+    cls = SingleRun if len(datas) == 1 else FusedRuns
+    return cls(datas, settings, seeds, device, memory_format, autocast)
