@@ -209,3 +209,22 @@ def test_graphed_run_resumes_with_the_same_metrics(tmp_path):
     for a, b in zip(full, resumed, strict=True):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (full, resumed)
         assert a["test_acc"] == b["test_acc"]
+
+
+def test_fused_graphed_runs_equal_runs_trained_alone():
+    """Three runs fused in one network, CUDA graphs on, fp32, dropout 0: each run's metrics
+    equal the run trained alone on the GPU."""
+    from hw5repro.training import train_runs
+
+    _fp32_exact()
+    datas = [_data(200) for _ in range(3)]
+    for i, data in enumerate(datas):  # own labels per run
+        data.train_y = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(i))
+    settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
+    fused, _, info = train_runs(datas, settings, [0, 1, 2], progress=False)
+    assert info["cuda_graphs"] is True and info["runs_fused"] == 3
+    for i, data in enumerate(datas):
+        alone, _, _ = train(data, settings, i, progress=False)
+        for a, b in zip(fused[i], alone, strict=True):
+            assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (i, fused[i], alone)
+            assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
