@@ -141,7 +141,7 @@ def write_results(root: Path, memorisation: dict | None = None) -> Path:
 
 
 def provenance_facts(root: Path) -> dict:
-    run = root / "results" / "runs" / "labels_r0.0_s0"
+    run = root / "results" / "runs" / "labels_r0_s0"
     run.mkdir(parents=True, exist_ok=True)
     (run / "run.json").write_text(
         json.dumps(
@@ -156,15 +156,17 @@ def provenance_facts(root: Path) -> dict:
             }
         )
     )
-    bench = root / "results" / "benchmarks" / "train"
+    root_bench = root / "results" / "benchmarks"
+    bench = root_bench / "train"
     bench.mkdir(parents=True, exist_ok=True)
     header = "s\th:m:s\tmax_rss\n"
-    (bench / "labels_r0.0_s0.tsv").write_text(header + "131.5\t0:02:11\t900\n")
+    (bench / "labels_r0_s0.tsv").write_text(header + "131.5\t0:02:11\t900\n")
     (bench / "labels_r0.5_s0.tsv").write_text(header + "128.5\t0:02:08\t900\n")
-    (root / "results" / "benchmarks" / "fetch_mnist.tsv").write_text(header + "2.25\t0:00:02\t50\n")
-    return prov.collect(
-        config(), prov.git_state(root), [run / "run.json"], root / "results" / "benchmarks"
-    )
+    (root_bench / "fetch_mnist.tsv").write_text(header + "2.25\t0:00:02\t50\n")
+    # a stale benchmark of a run no longer in the configuration: not an input, not counted
+    (bench / "labels_r0.9_s0.tsv").write_text(header + "1000.0\t0:16:40\t900\n")
+    files = [bench / "labels_r0_s0.tsv", bench / "labels_r0.5_s0.tsv", root_bench / "fetch_mnist.tsv"]
+    return prov.collect(config(), prov.git_state(root), [run / "run.json"], files, root_bench)
 
 
 def config(pdf: bool = False, title: str = "HW5 " + NASTY) -> dict:
@@ -174,13 +176,14 @@ def config(pdf: bool = False, title: str = "HW5 " + NASTY) -> dict:
 
 
 def problem6_report_dir(tmp: Path) -> Path:
-    """report/ with only the problem-6 sections of the real sections.yaml, and a caption that
-    carries the hostile label."""
+    """report/ with only the problem-6 sections of the real sections.yaml and their caption
+    files, one caption carrying the hostile label."""
     report_dir = tmp / "report"
     report_dir.mkdir()
     for name in ("index.html.j2", "report.tex.j2", "style.css"):
         (report_dir / name).write_text((REPO / "report" / name).read_text())
     (report_dir / "sections").mkdir()
+    (report_dir / "captions").mkdir()
     sections = [
         s
         for s in yaml.safe_load((REPO / "report" / "sections.yaml").read_text())
@@ -188,7 +191,11 @@ def problem6_report_dir(tmp: Path) -> Path:
     ]
     for s in sections:
         (report_dir / s["text"]).write_text((REPO / "report" / s["text"]).read_text())
-    sections[0]["figures"][0]["caption"] = f"Loss for {NASTY} with $r$"
+        for item in s.get("tables", []) + s.get("figures", []):
+            (report_dir / item["caption"]).write_text((REPO / "report" / item["caption"]).read_text())
+    (report_dir / sections[0]["figures"][0]["caption"]).write_text(
+        f"Loss for {NASTY} with :math:`r`\n"
+    )
     (report_dir / "sections.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
     return report_dir
 
@@ -238,7 +245,8 @@ def test_both_formats_from_one_source(rendered):
         assert "6,000" in text  # num filter: thousands separator
         assert "1,234,567" in text  # parameters
         assert "Problem 6: memorising random labels" in text
-        assert "NVIDIA H100" not in text or "cuda" in text
+        # the devices and precisions of memorisation.json, as the method states them
+        assert "on cuda in bf16." in text
     assert "100.0%" in html and r"100.0\%" in tex  # random-label training accuracy
     # conclusion derived from the data: memorised, test error monotone
     assert "memorised a training set whose labels are pure noise" in html
@@ -248,10 +256,11 @@ def test_both_formats_from_one_source(rendered):
     assert "<math" in html and "<mfrac>" in html
     assert r"\frac{9}{10}" in tex and "$" not in re.sub(r"\\\$", "", html.split("<main>")[1])
     # figures: copied beside the HTML (PNG) and the PDF version used by LaTeX
-    for name in FIGURES:
-        assert (out / "figures" / "figures" / f"{name}.png").is_file()
-        assert f'src="figures/figures/{name}.png"' in html
-        assert f"{{figures/figures/{name}.pdf}}" in tex
+    for name in FIGURES:  # beside the HTML in figures/, not figures/figures/
+        assert (out / "figures" / f"{name}.png").is_file()
+        assert f'src="figures/{name}.png"' in html
+        assert f"{{figures/{name}.pdf}}" in tex
+    assert not (out / "figures" / "figures").exists()
     assert html.count('<figure class="figure"') == 8 and tex.count(r"\begin{figure}") == 8
     # tables with formatted numbers
     assert "1,234.5" in html and "1,234.5" in tex
@@ -361,7 +370,9 @@ def test_smoke_run_writes_the_report(smoke_run):
     assert any(rule["rule"] == "train" for rule in facts_["rules"])
     assert "Problem 6" in html and "<math" in html
     for name in FIGURES:
-        assert (out / "figures" / "figures" / f"{name}.png").is_file()
+        assert (out / "figures" / f"{name}.png").is_file()
+    assert (out / "figures" / "problems" / "backprop" / "figure.png").is_file()
+    assert not (out / "figures" / "figures").exists()
 
 
 def _dry_run_rules(workdir: Path) -> set[str]:
