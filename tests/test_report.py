@@ -19,11 +19,13 @@ from hw5repro.figures import FIGURES
 from hw5repro.plotting import plt
 from hw5repro.report import (
     ReportError,
+    figure_target,
     latex_problems,
     load_sections,
     num,
     pct,
     render_report,
+    rst_to_markup,
     section_inputs,
 )
 
@@ -165,7 +167,7 @@ def provenance_facts(root: Path) -> dict:
     (root_bench / "fetch_mnist.tsv").write_text(header + "2.25\t0:00:02\t50\n")
     # a stale benchmark of a run no longer in the configuration: not an input, not counted
     (bench / "labels_r0.9_s0.tsv").write_text(header + "1000.0\t0:16:40\t900\n")
-    files = [bench / "labels_r0_s0.tsv", bench / "labels_r0.5_s0.tsv", root_bench / "fetch_mnist.tsv"]
+    files = [bench / f"labels_r{r}_s0.tsv" for r in ("0", "0.5")] + [root_bench / "fetch_mnist.tsv"]
     return prov.collect(config(), prov.git_state(root), [run / "run.json"], files, root_bench)
 
 
@@ -192,7 +194,8 @@ def problem6_report_dir(tmp: Path) -> Path:
     for s in sections:
         (report_dir / s["text"]).write_text((REPO / "report" / s["text"]).read_text())
         for item in s.get("tables", []) + s.get("figures", []):
-            (report_dir / item["caption"]).write_text((REPO / "report" / item["caption"]).read_text())
+            caption = item["caption"]
+            (report_dir / caption).write_text((REPO / "report" / caption).read_text())
     (report_dir / sections[0]["figures"][0]["caption"]).write_text(
         f"Loss for {NASTY} with :math:`r`\n"
     )
@@ -327,6 +330,45 @@ def test_provenance_section_in_both_formats(rendered):
     assert "PDF version: not built" in html
 
 
+def test_every_caption_has_one_source():
+    """sections.yaml names a caption file for each table and figure, and each output flagged
+    for Snakemake's report names one of the same files: no caption is written twice."""
+    captions = {}  # result path -> caption files that sections.yaml names for it
+    for section in yaml.safe_load((REPO / "report" / "sections.yaml").read_text()):
+        for item in section.get("tables", []) + section.get("figures", []):
+            assert re.fullmatch(r"captions/\w+\.rst", item["caption"]), item
+            assert (REPO / "report" / item["caption"]).is_file(), item["caption"]
+            captions.setdefault(item["path"], set()).add(item["caption"])
+    flagged = {}
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        pairs = re.findall(
+            r'report\(\s*f?"([^"]+)",\s*(?:patterns=[^,]+,\s*)?caption=f?"\.\./\.\./report/([^"]+)"',
+            smk.read_text(),
+        )
+        for path, caption in pairs:
+            for name in FIGURES if "{name}" in path else [None]:
+                flagged[path.format(name=name)] = caption.format(name=name)
+    assert len(flagged) >= 20
+    for path, caption in flagged.items():
+        assert (REPO / "report" / caption).is_file(), caption
+        if path in captions:
+            assert caption in captions[path], (path, caption, captions[path])
+    assert {f"results/figures/{name}.png" for name in FIGURES} <= set(flagged) & set(captions)
+
+
+def test_figures_land_once_under_figures():
+    assert figure_target("results/figures/train_loss.png") == "figures/train_loss.png"
+    assert figure_target("results/problems/backprop/figure.png") == (
+        "figures/problems/backprop/figure.png"
+    )
+
+
+def test_caption_markup_from_rst():
+    assert rst_to_markup("A :math:`\\partial J`,\n``code`` and *it*.\n") == (
+        "A $\\partial J$, `code` and *it*."
+    )
+
+
 def test_filters():
     assert num(6000) == "6,000" and num(1234.5, 1) == "1,234.5" and num(None) == "n/a"
     assert num(3.0) == "3" and pct(0.953) == "95.3%" and pct(float("nan")) == "n/a"
@@ -345,6 +387,19 @@ def test_bad_sections_file_is_rejected(tmp_path):
         )
     )
     with pytest.raises(ReportError, match="unique"):
+        load_sections(tmp_path / "sections.yaml")
+    # a caption is a file of captions/ (its one source), not inline text
+    figure = {"path": "results/x.png", "caption": "An inline caption"}
+    (tmp_path / "sections.yaml").write_text(
+        yaml.safe_dump([{"id": "a", "title": "A", "text": "a.md", "figures": [figure]}])
+    )
+    with pytest.raises(ReportError, match="must name a file captions/<name>.rst"):
+        load_sections(tmp_path / "sections.yaml")
+    figure["caption"] = "captions/missing.rst"
+    (tmp_path / "sections.yaml").write_text(
+        yaml.safe_dump([{"id": "a", "title": "A", "text": "a.md", "figures": [figure]}])
+    )
+    with pytest.raises(ReportError, match="caption file .*missing.rst"):
         load_sections(tmp_path / "sections.yaml")
 
 
