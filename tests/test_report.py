@@ -442,9 +442,12 @@ def up_to_date(smoke_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["index.html.j2", "sections/06_memorisation.md", "sections.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    ["index.html.j2", "sections/06_memorisation.md", "sections.yaml", "captions/train_loss.rst"],
+)
 def test_changing_a_template_reruns_only_the_report(up_to_date, name):
-    """Editing a layout, a section's prose or sections.yaml (captions) reruns the report rules and
+    """Editing a layout, a section's prose, sections.yaml or a caption reruns the report rules and
     nothing else. Snakemake 9 ignores a bare touch when the checksum is unchanged, so the file
     gets a trailing newline; its bytes and mtime are restored afterwards."""
     smoke_run = up_to_date
