@@ -38,16 +38,24 @@ def mnist_dir() -> Path:
     return SHARED_MNIST
 
 
+def preset_config(name: str = "smoke") -> dict:
+    """The full configuration of a preset: its overlay merged over config/config.yaml key by key,
+    as Snakemake merges ``--configfile config/<name>.yaml`` over the Snakefile's ``configfile:``."""
+    from hw5repro.settings import merge
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    if name != "config":
+        config = merge(config, yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text()))
+    return config
+
+
 def write_config(path: Path, preset: str = "smoke", **overrides) -> Path:
-    """A preset from config/ with data.local_dir pointing at the local MNIST copy and nested
-    ``overrides`` given as {"training": {"epochs": 2}}."""
-    config = yaml.safe_load((REPO / "config" / f"{preset}.yaml").read_text())
-    config["data"]["local_dir"] = str(SHARED_MNIST)
-    for section, values in overrides.items():
-        if isinstance(values, dict):
-            config[section].update(values)
-        else:
-            config[section] = values
+    """The full configuration of a preset with data.local_dir pointing at the local MNIST copy and
+    nested ``overrides`` given as {"training": {"epochs": 2}}."""
+    from hw5repro.settings import merge
+
+    config = merge(preset_config(preset), {"data": {"local_dir": str(SHARED_MNIST)}})
+    config = merge(config, overrides)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

@@ -1,17 +1,30 @@
 """Configuration is validated once, before any job starts, with errors that name the key."""
 
+import copy
+import re
+
 import pytest
 import yaml
+from snakemake.utils import validate
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, SHARED_MNIST, planned_jobs, snakemake, write_config
+from hw5repro.settings import (
+    defaults,
+    is_operational,
+    job_config,
+    key_table,
+    load_schema,
+    merge,
+    readme_table,
+    result_config,
+    schema_keys,
+    training_params,
+)
 
 
 def test_presets_are_valid(tmp_path):
     for preset in ("config", "smoke", "laptop"):
-        config = yaml.safe_load((REPO / "config" / f"{preset}.yaml").read_text())
-        path = tmp_path / f"{preset}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        proc = snakemake(tmp_path, path, "-n", "--quiet", "rules")
+        proc = snakemake(tmp_path, REPO / "config" / f"{preset}.yaml", "-n", "--quiet", "rules")
         assert proc.returncode == 0
 
 
@@ -36,3 +49,109 @@ def test_invalid_values_fail_before_any_job_naming_the_key(tmp_path, section, va
     assert "Error validating config file" in output
     assert named in output
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+# --- schema defaults, presets as overlays, the documented key table (hw5repro.settings) -------
+
+SCHEMA = load_schema(REPO / "config" / "schema.yaml")
+
+
+def load(name):
+    return yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())
+
+
+def leaves(config, prefix=""):
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_every_key_has_a_default_and_a_description():
+    keys = dict(schema_keys(SCHEMA))
+    assert "training.epochs" in keys and "resources.train.gpu" in keys
+    for key, sub in keys.items():
+        assert "default" in sub and sub.get("description"), key
+
+
+def test_config_yaml_is_the_full_paper_configuration_and_the_defaults():
+    config = load("config")
+    assert dict(leaves(config)) == dict(leaves(defaults(SCHEMA)))
+    validate(copy.deepcopy(config), str(REPO / "config" / "schema.yaml"))
+
+
+@pytest.mark.parametrize("name", ["smoke", "laptop"])
+def test_presets_are_overlays_listing_only_what_differs(name):
+    paper, overlay = dict(leaves(load("config"))), dict(leaves(load(name)))
+    assert overlay and set(overlay) <= set(paper)
+    same = [key for key, value in overlay.items() if paper[key] == value]
+    assert same == [], f"{name}.yaml repeats the paper value of {same}"
+    # filled with the schema's defaults, the overlay alone is the merged configuration
+    filled = copy.deepcopy(load(name))
+    validate(filled, str(REPO / "config" / "schema.yaml"), set_default=True)
+    assert filled == merge(load("config"), load(name))
+
+
+def test_readme_table_documents_exactly_the_schema_keys():
+    text = (REPO / "config" / "README.md").read_text()
+    table = readme_table(text)
+    assert table == key_table(SCHEMA), "run: python -m hw5repro.settings --write"
+    rows = re.findall(r"^\| `([\w.]+)` \| `(.*?)` \| (result|operational) \|", table, re.M)
+    assert [key for key, _, _ in rows] == [key for key, _ in schema_keys(SCHEMA)]
+    kinds = {key: kind for key, _, kind in rows}
+    assert kinds["training.checkpoint_every"] == "operational"
+    assert kinds["training.lr"] == "result" and kinds["training.cuda_graphs"] == "result"
+
+
+def test_new_keys_and_their_bounds(tmp_path):
+    keys = dict(schema_keys(SCHEMA))
+    assert keys["training.cuda_graphs"]["default"] == "auto"
+    assert keys["training.cuda_graphs"]["enum"] == ["auto", True, False]
+    assert keys["training.runs_per_job"]["default"] == 1
+    for values, named in [
+        ({"runs_per_job": 0}, "['training']['runs_per_job']"),
+        ({"cuda_graphs": "sometimes"}, "['training']['cuda_graphs']"),
+    ]:
+        config = write_config(tmp_path / "config.yaml", training=values)
+        proc = snakemake(tmp_path, config, "-n", check=False)
+        assert proc.returncode != 0 and named in proc.stdout + proc.stderr
+
+
+def test_training_loss_is_gone_and_rejected(tmp_path):
+    """training.loss was required but never read: it is no key any more (cross-entropy is the
+    loss), and a configuration that still sets it fails naming it."""
+    assert "training.loss" not in dict(schema_keys(SCHEMA))
+    assert "loss" not in load("config")["training"]
+    config = write_config(tmp_path / "config.yaml", training={"loss": "cross_entropy"})
+    proc = snakemake(tmp_path, config, "-n", check=False)
+    assert proc.returncode != 0 and "'loss' was unexpected" in proc.stdout + proc.stderr
+
+
+def test_an_overlay_alone_plans_the_preset(tmp_path):
+    """Without config/config.yaml beside it (a workdir elsewhere), the smoke overlay plus the
+    schema's defaults plans the smoke workflow."""
+    overlay = load("smoke")
+    overlay["data"]["local_dir"] = str(SHARED_MNIST)
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    jobs = planned_jobs(tmp_path, path)
+    assert jobs["train"] == 12 and jobs["corrupt_dataset"] == 12 and jobs["report"] == 1
+
+
+def test_result_and_operational_settings_split():
+    config = merge(load("config"), load("smoke"))
+    params = training_params(config)
+    assert set(params) == {"model", "training"}
+    assert params["training"]["lr"] == 0.1 and params["model"]["width"] == 0.125
+    for key in ("checkpoint_every", "eval_batch_size", "runs_per_job"):
+        assert is_operational(f"training.{key}") and key not in params["training"]
+    assert is_operational("resources.train.gpu") and is_operational("data.local_dir")
+    assert not is_operational("training.lr") and not is_operational("data.train_size")
+    # the job gets both: the result settings it was planned with and the operational ones
+    job = job_config(params, config)
+    assert job["training"]["checkpoint_every"] == 2 and job["training"]["eval_batch_size"] == 500
+    assert job["training"]["lr"] == 0.1 and job["model"] == params["model"]
+    results = result_config(config)
+    assert "resources" not in results and "local_dir" not in results["data"]
+    assert results["report"]["title"] == "HW5 reproduced (smoke preset)"

@@ -19,11 +19,13 @@ from hw5repro.figures import FIGURES
 from hw5repro.plotting import plt
 from hw5repro.report import (
     ReportError,
+    figure_target,
     latex_problems,
     load_sections,
     num,
     pct,
     render_report,
+    rst_to_markup,
     section_inputs,
 )
 
@@ -141,7 +143,7 @@ def write_results(root: Path, memorisation: dict | None = None) -> Path:
 
 
 def provenance_facts(root: Path) -> dict:
-    run = root / "results" / "runs" / "labels_r0.0_s0"
+    run = root / "results" / "runs" / "labels_r0_s0"
     run.mkdir(parents=True, exist_ok=True)
     (run / "run.json").write_text(
         json.dumps(
@@ -156,15 +158,17 @@ def provenance_facts(root: Path) -> dict:
             }
         )
     )
-    bench = root / "results" / "benchmarks" / "train"
+    root_bench = root / "results" / "benchmarks"
+    bench = root_bench / "train"
     bench.mkdir(parents=True, exist_ok=True)
     header = "s\th:m:s\tmax_rss\n"
-    (bench / "labels_r0.0_s0.tsv").write_text(header + "131.5\t0:02:11\t900\n")
+    (bench / "labels_r0_s0.tsv").write_text(header + "131.5\t0:02:11\t900\n")
     (bench / "labels_r0.5_s0.tsv").write_text(header + "128.5\t0:02:08\t900\n")
-    (root / "results" / "benchmarks" / "fetch_mnist.tsv").write_text(header + "2.25\t0:00:02\t50\n")
-    return prov.collect(
-        config(), prov.git_state(root), [run / "run.json"], root / "results" / "benchmarks"
-    )
+    (root_bench / "fetch_mnist.tsv").write_text(header + "2.25\t0:00:02\t50\n")
+    # a stale benchmark of a run no longer in the configuration: not an input, not counted
+    (bench / "labels_r0.9_s0.tsv").write_text(header + "1000.0\t0:16:40\t900\n")
+    files = [bench / f"labels_r{r}_s0.tsv" for r in ("0", "0.5")] + [root_bench / "fetch_mnist.tsv"]
+    return prov.collect(config(), prov.git_state(root), [run / "run.json"], files, root_bench)
 
 
 def config(pdf: bool = False, title: str = "HW5 " + NASTY) -> dict:
@@ -174,13 +178,14 @@ def config(pdf: bool = False, title: str = "HW5 " + NASTY) -> dict:
 
 
 def problem6_report_dir(tmp: Path) -> Path:
-    """report/ with only the problem-6 sections of the real sections.yaml, and a caption that
-    carries the hostile label."""
+    """report/ with only the problem-6 sections of the real sections.yaml and their caption
+    files, one caption carrying the hostile label."""
     report_dir = tmp / "report"
     report_dir.mkdir()
     for name in ("index.html.j2", "report.tex.j2", "style.css"):
         (report_dir / name).write_text((REPO / "report" / name).read_text())
     (report_dir / "sections").mkdir()
+    (report_dir / "captions").mkdir()
     sections = [
         s
         for s in yaml.safe_load((REPO / "report" / "sections.yaml").read_text())
@@ -188,7 +193,12 @@ def problem6_report_dir(tmp: Path) -> Path:
     ]
     for s in sections:
         (report_dir / s["text"]).write_text((REPO / "report" / s["text"]).read_text())
-    sections[0]["figures"][0]["caption"] = f"Loss for {NASTY} with $r$"
+        for item in s.get("tables", []) + s.get("figures", []):
+            caption = item["caption"]
+            (report_dir / caption).write_text((REPO / "report" / caption).read_text())
+    (report_dir / sections[0]["figures"][0]["caption"]).write_text(
+        f"Loss for {NASTY} with :math:`r`\n"
+    )
     (report_dir / "sections.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
     return report_dir
 
@@ -238,7 +248,8 @@ def test_both_formats_from_one_source(rendered):
         assert "6,000" in text  # num filter: thousands separator
         assert "1,234,567" in text  # parameters
         assert "Problem 6: memorising random labels" in text
-        assert "NVIDIA H100" not in text or "cuda" in text
+        # the devices and precisions of memorisation.json, as the method states them
+        assert "on cuda in bf16." in text
     assert "100.0%" in html and r"100.0\%" in tex  # random-label training accuracy
     # conclusion derived from the data: memorised, test error monotone
     assert "memorised a training set whose labels are pure noise" in html
@@ -248,10 +259,11 @@ def test_both_formats_from_one_source(rendered):
     assert "<math" in html and "<mfrac>" in html
     assert r"\frac{9}{10}" in tex and "$" not in re.sub(r"\\\$", "", html.split("<main>")[1])
     # figures: copied beside the HTML (PNG) and the PDF version used by LaTeX
-    for name in FIGURES:
-        assert (out / "figures" / "figures" / f"{name}.png").is_file()
-        assert f'src="figures/figures/{name}.png"' in html
-        assert f"{{figures/figures/{name}.pdf}}" in tex
+    for name in FIGURES:  # beside the HTML in figures/, not figures/figures/
+        assert (out / "figures" / f"{name}.png").is_file()
+        assert f'src="figures/{name}.png"' in html
+        assert f"{{figures/{name}.pdf}}" in tex
+    assert not (out / "figures" / "figures").exists()
     assert html.count('<figure class="figure"') == 8 and tex.count(r"\begin{figure}") == 8
     # tables with formatted numbers
     assert "1,234.5" in html and "1,234.5" in tex
@@ -318,6 +330,45 @@ def test_provenance_section_in_both_formats(rendered):
     assert "PDF version: not built" in html
 
 
+def test_every_caption_has_one_source():
+    """sections.yaml names a caption file for each table and figure, and each output flagged
+    for Snakemake's report names one of the same files: no caption is written twice."""
+    captions = {}  # result path -> caption files that sections.yaml names for it
+    for section in yaml.safe_load((REPO / "report" / "sections.yaml").read_text()):
+        for item in section.get("tables", []) + section.get("figures", []):
+            assert re.fullmatch(r"captions/\w+\.rst", item["caption"]), item
+            assert (REPO / "report" / item["caption"]).is_file(), item["caption"]
+            captions.setdefault(item["path"], set()).add(item["caption"])
+    flagged = {}
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        pairs = re.findall(
+            r'report\(\s*f?"([^"]+)",\s*(?:patterns=[^,]+,\s*)?caption=f?"\.\./\.\./report/([^"]+)"',
+            smk.read_text(),
+        )
+        for path, caption in pairs:
+            for name in FIGURES if "{name}" in path else [None]:
+                flagged[path.format(name=name)] = caption.format(name=name)
+    assert len(flagged) >= 20
+    for path, caption in flagged.items():
+        assert (REPO / "report" / caption).is_file(), caption
+        if path in captions:
+            assert caption in captions[path], (path, caption, captions[path])
+    assert {f"results/figures/{name}.png" for name in FIGURES} <= set(flagged) & set(captions)
+
+
+def test_figures_land_once_under_figures():
+    assert figure_target("results/figures/train_loss.png") == "figures/train_loss.png"
+    assert figure_target("results/problems/backprop/figure.png") == (
+        "figures/problems/backprop/figure.png"
+    )
+
+
+def test_caption_markup_from_rst():
+    assert rst_to_markup("A :math:`\\partial J`,\n``code`` and *it*.\n") == (
+        "A $\\partial J$, `code` and *it*."
+    )
+
+
 def test_filters():
     assert num(6000) == "6,000" and num(1234.5, 1) == "1,234.5" and num(None) == "n/a"
     assert num(3.0) == "3" and pct(0.953) == "95.3%" and pct(float("nan")) == "n/a"
@@ -336,6 +387,19 @@ def test_bad_sections_file_is_rejected(tmp_path):
         )
     )
     with pytest.raises(ReportError, match="unique"):
+        load_sections(tmp_path / "sections.yaml")
+    # a caption is a file of captions/ (its one source), not inline text
+    figure = {"path": "results/x.png", "caption": "An inline caption"}
+    (tmp_path / "sections.yaml").write_text(
+        yaml.safe_dump([{"id": "a", "title": "A", "text": "a.md", "figures": [figure]}])
+    )
+    with pytest.raises(ReportError, match="must name a file captions/<name>.rst"):
+        load_sections(tmp_path / "sections.yaml")
+    figure["caption"] = "captions/missing.rst"
+    (tmp_path / "sections.yaml").write_text(
+        yaml.safe_dump([{"id": "a", "title": "A", "text": "a.md", "figures": [figure]}])
+    )
+    with pytest.raises(ReportError, match="caption file .*missing.rst"):
         load_sections(tmp_path / "sections.yaml")
 
 
@@ -361,7 +425,9 @@ def test_smoke_run_writes_the_report(smoke_run):
     assert any(rule["rule"] == "train" for rule in facts_["rules"])
     assert "Problem 6" in html and "<math" in html
     for name in FIGURES:
-        assert (out / "figures" / "figures" / f"{name}.png").is_file()
+        assert (out / "figures" / f"{name}.png").is_file()
+    assert (out / "figures" / "problems" / "backprop" / "figure.png").is_file()
+    assert not (out / "figures" / "figures").exists()
 
 
 def _dry_run_rules(workdir: Path) -> set[str]:
@@ -376,9 +442,12 @@ def up_to_date(smoke_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["index.html.j2", "sections/06_memorisation.md", "sections.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    ["index.html.j2", "sections/06_memorisation.md", "sections.yaml", "captions/train_loss.rst"],
+)
 def test_changing_a_template_reruns_only_the_report(up_to_date, name):
-    """Editing a layout, a section's prose or sections.yaml (captions) reruns the report rules and
+    """Editing a layout, a section's prose, sections.yaml or a caption reruns the report rules and
     nothing else. Snakemake 9 ignores a bare touch when the checksum is unchanged, so the file
     gets a trailing newline; its bytes and mtime are restored afterwards."""
     smoke_run = up_to_date

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ import pytest
 
 from conftest import require_system, snakemake, write_config
 from hw5repro.report import compile_pdf, latex_problems
+
+AUX = {".aux", ".fls", ".fdb_latexmk", ".log", ".out", ".toc"}
 
 
 def require_tex() -> None:
@@ -43,7 +46,8 @@ def test_pdf_rule_on_the_smoke_run(smoke_run, tmp_path):
     pdf = out / "report.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"
     assert pages(pdf) >= 6
-    log = (out / "report.log").read_text(errors="replace")
+    log = (out / "latex-build" / "report.log").read_text(errors="replace")
+    assert not [p.name for p in out.iterdir() if p.suffix in AUX], "LaTeX files beside the PDF"
     assert latex_problems(log) == []
     assert "undefined" not in log.lower().replace("undefined references", "")
     html = (out / "index.html").read_text()
@@ -62,3 +66,29 @@ def test_hostile_strings_compile(tmp_path):
     assert pages(pdf) >= 5
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     assert "50%_noise & more" in text
+
+
+FAKE_LATEXMK = """#!/bin/sh
+# Writes what latexmk -pdf leaves behind, into -outdir (as latexmk does).
+for arg in "$@"; do
+  case "$arg" in -outdir=*) out="${arg#-outdir=}";; -jobname=*) job="${arg#-jobname=}";; esac
+done
+for ext in pdf aux fls fdb_latexmk log out toc; do echo "$ext" > "$out/$job.$ext"; done
+"""
+
+
+def test_latex_auxiliary_files_stay_out_of_the_report_folder(tmp_path, monkeypatch):
+    """Only report.pdf lands beside report.tex; latexmk's .aux, .log, ... stay in latex-build/
+    (latexmk is replaced by a script that writes what the real one leaves)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "latexmk").write_text(FAKE_LATEXMK)
+    (bin_dir / "latexmk").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    out = tmp_path / "results" / "report"
+    out.mkdir(parents=True)
+    (out / "report.tex").write_text("\\documentclass{article}")
+    pdf = compile_pdf(out / "report.tex", out / "report.pdf")
+    assert pdf == (out / "report.pdf").resolve() and pdf.read_text() == "pdf\n"
+    assert sorted(p.name for p in out.iterdir()) == ["latex-build", "report.pdf", "report.tex"]
+    assert {p.suffix for p in (out / "latex-build").iterdir()} == AUX | {".pdf"}

@@ -8,6 +8,18 @@ from conftest import REPO, edited, planned_jobs
 pytestmark = pytest.mark.slow
 
 DATA_RULES = {"fetch_mnist", "mnist_subset", "corrupt_dataset"}
+PACKAGE = REPO / "workflow" / "hw5repro"
+#: Every rule whose script imports hw5repro.plotting (through figures.py or a problem module).
+FIGURE_RULES = {
+    "memorisation_figures",
+    "problem_backprop",
+    "problem_vanishing_gradients",
+    "problem_momentum",
+    "problem_receptive_field",
+    "problem_inception_cost",
+}
+#: What follows any figure or table: provenance (its inputs), the report and the target rule.
+REPORT_RULES = {"provenance", "report", "all"}
 
 
 def changed_config(smoke_run, tmp_path, section, **values):
@@ -31,6 +43,27 @@ def test_training_parameter_reruns_training_and_downstream_not_data(smoke_run, t
     assert not any(rule.startswith("problem_") for rule in jobs)
 
 
+@pytest.mark.parametrize(
+    "values",
+    [{"checkpoint_every": 3}, {"eval_batch_size": 128}, {"runs_per_job": 2}],
+    ids=lambda v: next(iter(v)),
+)
+def test_operational_training_key_reruns_nothing(smoke_run, tmp_path, values):
+    assert planned_jobs(smoke_run, changed_config(smoke_run, tmp_path, "training", **values)) == {}
+
+
+def test_resources_rerun_nothing(smoke_run, tmp_path):
+    config = changed_config(
+        smoke_run, tmp_path, "resources", default={"mem_mb": 3500, "runtime": 12}
+    )
+    assert planned_jobs(smoke_run, config) == {}
+
+
+def test_report_title_reruns_only_the_report(smoke_run, tmp_path):
+    config = changed_config(smoke_run, tmp_path, "report", title="Another title")
+    assert set(planned_jobs(smoke_run, config)) == REPORT_RULES
+
+
 def test_new_ratio_runs_only_its_jobs_and_downstream(smoke_run, tmp_path):
     config = changed_config(smoke_run, tmp_path, "experiment", label_ratios=[0.0, 0.5, 1.0, 0.8])
     jobs = planned_jobs(smoke_run, config)
@@ -41,8 +74,38 @@ def test_new_ratio_runs_only_its_jobs_and_downstream(smoke_run, tmp_path):
 
 
 def test_editing_plotting_code_reruns_only_figures_and_report(smoke_run):
-    with edited(REPO / "workflow" / "hw5repro" / "figures.py"):
+    """plotting.py is imported by figures.py and the problem modules, not by the rules' scripts
+    directly: the computed dependencies follow the imports transitively."""
+    with edited(PACKAGE / "plotting.py"):
         jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
-    print("figures.py edited:", jobs)
-    assert jobs.pop("memorisation_figures") == 1
-    assert "report" in jobs and set(jobs) <= {"provenance", "report", "report_pdf", "all"}, jobs
+    print("plotting.py edited:", jobs)
+    assert jobs == dict.fromkeys(FIGURE_RULES | REPORT_RULES, 1)
+
+
+def test_editing_the_figures_module_reruns_its_rule_and_the_report(smoke_run):
+    with edited(PACKAGE / "figures.py"):
+        jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
+    assert jobs == dict.fromkeys({"memorisation_figures"} | REPORT_RULES, 1)
+
+
+def test_editing_experiment_reruns_what_imports_it(smoke_run):
+    """experiment.py is imported by corruption, training and analysis (and through analysis by
+    figures): every per-run job and what follows reruns; MNIST and problems 1-5 do not."""
+    with edited(PACKAGE / "experiment.py"):
+        jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
+    print("experiment.py edited:", jobs)
+    assert jobs == {
+        "corrupt_dataset": 12,
+        "train": 12,
+        "memorisation_tables": 1,
+        "memorisation_figures": 1,
+        **dict.fromkeys(REPORT_RULES, 1),
+    }
+
+
+def test_provenance_reads_the_benchmarks_it_declares(smoke_run):
+    """The wall times provenance states come from declared inputs: a newer benchmark of a job
+    reruns provenance (and the report), nothing else."""
+    with edited(smoke_run / "results" / "benchmarks" / "fetch_mnist.tsv"):
+        jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
+    assert jobs == dict.fromkeys(REPORT_RULES, 1)

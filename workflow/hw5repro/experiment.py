@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
+from decimal import Decimal
 
 LABEL_NOISE = "labels"
 INPUT_CORRUPTIONS = ("shuffled_pixels", "random_pixels", "gaussian")
 CORRUPTIONS = (LABEL_NOISE, *INPUT_CORRUPTIONS)
-#: Regular expression of a run name such as ``labels_r0.2_s0`` (the Snakemake wildcard ``run_id``).
-RUN_NAME_PATTERN = rf"({'|'.join(CORRUPTIONS)})_r[0-9.]+_s[0-9]+"
+#: The canonical text of a ratio in [0, 1] (what :func:`format_ratio` writes, nothing else).
+RATIO_PATTERN = r"(?:0|1|0\.[0-9]*[1-9])"
+#: Regular expression of a run name such as ``labels_r0.2_s0`` (the Snakemake wildcard ``run_id``):
+#: exactly the names :attr:`Run.name` writes.
+RUN_NAME_PATTERN = rf"(?:{'|'.join(CORRUPTIONS)})_r{RATIO_PATTERN}_s(?:0|[1-9][0-9]*)"
 
 
 def format_ratio(ratio: float) -> str:
-    """Canonical text of a label-noise ratio as used in file names: 0 -> '0', 0.2 -> '0.2'."""
-    return f"{float(ratio):g}"
+    """Canonical text of a label-noise ratio as used in file names, exact and without exponent:
+    0 -> '0', 0.2 -> '0.2', 1e-05 -> '0.00001', 0.1234567 -> '0.1234567', 1 -> '1'.
+    ``float(format_ratio(r)) == r`` for every float (the shortest text that reads back as r)."""
+    text = format(Decimal(repr(float(ratio))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclass(frozen=True, order=True)
@@ -31,9 +39,9 @@ class Run:
 
     @classmethod
     def from_name(cls, name: str) -> Run:
+        if not re.fullmatch(RUN_NAME_PATTERN, name):
+            raise ValueError(f"not a run name: {name!r} (expected e.g. labels_r0.2_s0)")
         corruption, ratio, seed = name.rsplit("_", 2)
-        if corruption not in CORRUPTIONS or not ratio.startswith("r") or not seed.startswith("s"):
-            raise ValueError(f"not a run name: {name!r}")
         return cls(corruption, float(ratio[1:]), int(seed[1:]))
 
 

@@ -32,10 +32,22 @@ def _style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.2)
 
 
+def _percent(ratio: float) -> str:
+    """0.2 -> '20%', 0.125 -> '12.5%' (no two ratios of a sweep share a label)."""
+    return f"{100 * float(ratio):.10g}%"
+
+
 def _ratio_label(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
-    frame["label noise"] = [f"{r:.0%}" for r in frame["ratio"]]
+    frame["label noise"] = [_percent(r) for r in frame["ratio"]]
     return frame
+
+
+def ratio_hues(ratios) -> tuple[list[str], dict[str, tuple]]:
+    """Legend order and colours of the label-noise curves: the ratios sorted, on a sequential
+    palette (viridis: dark = true labels, yellow = all labels random), whatever the data's order."""
+    levels = [_percent(r) for r in sorted(set(float(r) for r in ratios))]
+    return levels, dict(zip(levels, sns.color_palette("viridis", len(levels)), strict=True))
 
 
 def _band(frame: pd.DataFrame) -> str | None:
@@ -44,14 +56,16 @@ def _band(frame: pd.DataFrame) -> str | None:
 
 def _curves(epochs: pd.DataFrame, column: str, ylabel: str, stem: Path, title: str) -> None:
     labels = _ratio_label(epochs[epochs.corruption == LABEL_NOISE])
+    order, palette = ratio_hues(labels["ratio"])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     sns.lineplot(
         data=labels,
         x="epoch",
         y=column,
         hue="label noise",
+        hue_order=order,
         errorbar=_band(labels),
-        palette="viridis",
+        palette=palette,
         ax=ax,
     )
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
@@ -233,14 +247,16 @@ def _kept_vs_replaced(epochs: pd.DataFrame, stem: Path) -> None:
         long["examples"] = long["examples"].map(
             {"train_acc_kept": "labels kept", "train_acc_replaced": "labels replaced"}
         )
+        order, palette = ratio_hues(partial["ratio"])
         sns.lineplot(
             data=long,
             x="epoch",
             y="accuracy",
             hue="label noise",
+            hue_order=order,
             style="examples",
             errorbar="sd" if long.seed.nunique() > 1 else None,
-            palette="viridis",
+            palette=palette,
             ax=ax,
         )
         ax.legend(fontsize="small", ncols=2)

@@ -86,12 +86,13 @@ def run_infos(paths: Sequence[str | Path]) -> list[dict]:
     return sorted(rows, key=lambda r: str(r["run_id"]))
 
 
-def benchmarks(root: str | Path) -> list[dict]:
-    """Wall time (column ``s`` of Snakemake's benchmark TSVs) of every job under ``root``; the
-    job's rule is the first path component below ``root`` (without .tsv for top-level files)."""
+def benchmarks(paths: Sequence[str | Path], root: str | Path) -> list[dict]:
+    """Wall time (column ``s`` of Snakemake's benchmark TSVs) of the jobs whose benchmark files
+    are ``paths``; a job's rule is the first path component below ``root`` (without .tsv for
+    top-level files). Only the files given count: stale ones beside them are not read."""
     root = Path(root)
     jobs = []
-    for path in sorted(root.glob("**/*.tsv")):
+    for path in sorted(Path(p) for p in paths):
         frame = pd.read_csv(path, sep="\t")
         if "s" not in frame.columns or frame.empty:
             continue
@@ -134,12 +135,14 @@ def collect(
     config: dict,
     git: dict,
     run_json: Sequence[str | Path],
-    benchmark_dir: str | Path,
+    benchmark_files: Sequence[str | Path],
+    benchmark_root: str | Path,
     now: dt.datetime | None = None,
 ) -> dict:
-    """Everything the report's provenance section states; ``git`` from :func:`git_state`."""
+    """Everything the report's provenance section states; ``git`` from :func:`git_state`,
+    ``config`` the settings that change results (hw5repro.settings.result_config)."""
     runs = run_infos(run_json)
-    jobs = benchmarks(benchmark_dir)
+    jobs = benchmarks(benchmark_files, benchmark_root)
     now = now or dt.datetime.now(dt.timezone.utc)
     return {
         "date": now.replace(microsecond=0).isoformat(),
@@ -156,8 +159,8 @@ def collect(
     }
 
 
-def provenance_job(config, git, run_json, benchmark_dir, output) -> None:
+def provenance_job(config, git, run_json, benchmark_files, benchmark_root, output) -> None:
     """The Snakemake job: write results/report/provenance.json."""
     plain = json.loads(json.dumps(dict(config), default=str))  # Snakemake containers -> dicts
-    facts = collect(plain, dict(git), list(run_json), benchmark_dir)
+    facts = collect(plain, dict(git), list(run_json), list(benchmark_files), benchmark_root)
     Path(output).write_text(json.dumps(facts, indent=2, default=str))

@@ -28,6 +28,8 @@ from .markup import escape_markup, escape_tex, inline_html, inline_latex, to_htm
 log = logging.getLogger(__name__)
 
 SECTION_KEYS = {"id", "title", "text", "data", "tables", "figures"}
+#: Folder of report/ with every caption, one file each (reStructuredText).
+CAPTIONS = "captions"
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
@@ -66,21 +68,48 @@ def load_sections(path: str | Path, report_dir: str | Path | None = None) -> lis
         seen.add(entry["id"])
         if not (report_dir / entry["text"]).is_file():
             raise ReportError(f"{where}: prose template {report_dir / entry['text']} not found")
+        items = {}
         for kind in ("tables", "figures"):
+            items[kind] = []
             for item in entry.get(kind) or []:
                 if not isinstance(item, dict) or "path" not in item or "caption" not in item:
                     raise ReportError(f"{where}: each of {kind} needs path and caption")
+                items[kind].append(_with_caption(item, report_dir, where))
         sections.append(
             Section(
                 id=entry["id"],
                 title=entry["title"],
                 text=entry["text"],
                 data=dict(entry.get("data") or {}),
-                tables=list(entry.get("tables") or []),
-                figures=list(entry.get("figures") or []),
+                tables=items["tables"],
+                figures=items["figures"],
             )
         )
     return sections
+
+
+def rst_to_markup(text: str) -> str:
+    """A caption file (reStructuredText, as Snakemake's report reads it) in the report's markup:
+    lines joined, ``:math:`x``` -> ``$x$``, double-backquoted code -> single-backquoted; bold and
+    italic are the same in both."""
+    text = " ".join(text.split())
+    text = re.sub(r":math:`([^`]+)`", r"$\1$", text)
+    return re.sub(r"``([^`]+)``", r"`\1`", text)
+
+
+def _with_caption(item: dict, report_dir: Path, where: str) -> dict:
+    """A table or figure spec whose ``caption`` names a file of report/captions (the one source
+    of the caption, which the rules' report() flags name too), with the caption's text read."""
+    name = str(item["caption"])
+    path = report_dir / name
+    if not (name.startswith(f"{CAPTIONS}/") and name.endswith(".rst")):
+        raise ReportError(
+            f"{where}: caption of {item['path']} must name a file {CAPTIONS}/<name>.rst, "
+            f"not {name!r}"
+        )
+    if not path.is_file():
+        raise ReportError(f"{where}: caption file {path} of {item['path']} not found")
+    return {**item, "caption": rst_to_markup(path.read_text()), "caption_file": name}
 
 
 def section_inputs(sections: list[Section]) -> list[str]:
@@ -93,7 +122,12 @@ def section_inputs(sections: list[Section]) -> list[str]:
 
 
 def section_templates(sections: list[Section], report_dir: str | Path) -> list[str]:
-    return list(dict.fromkeys(str(Path(report_dir) / s.text) for s in sections))
+    """The prose templates and caption files the sections read (inputs of the report rule)."""
+    paths = []
+    for s in sections:
+        paths.append(s.text)
+        paths += [item["caption_file"] for item in s.tables + s.figures]
+    return list(dict.fromkeys(str(Path(report_dir) / p) for p in paths))
 
 
 # --- formatting filters shared by the prose and the layouts ---------------------------------
@@ -206,9 +240,13 @@ def read_table(spec: dict, root: Path) -> dict:
 
 
 def figure_target(path: str) -> str:
-    """Where a figure lands beside the HTML: results/figures/x.png -> figures/figures/x.png."""
+    """Where a figure lands beside the HTML, in figures/ of the report folder, without repeating
+    a leading results/ or results/figures/: results/figures/x.png -> figures/x.png,
+    results/problems/backprop/figure.png -> figures/problems/backprop/figure.png."""
     rel = Path(path)
     if rel.parts and rel.parts[0] == "results":
+        rel = Path(*rel.parts[1:])
+    if len(rel.parts) > 1 and rel.parts[0] == "figures":
         rel = Path(*rel.parts[1:])
     return (Path("figures") / rel).as_posix()
 
@@ -268,6 +306,7 @@ def build_sections(
     """Render every section once into both formats; tables and figures numbered globally."""
     env = markup_environment(report_dir)
     built, n_table, n_figure = [], 0, 0
+    targets: dict[str, str] = {}  # figure_target -> source: two figures must not share a file
     for section in sections:
         data = {key: json.loads((root / p).read_text()) for key, p in section.data.items()}
         try:
@@ -292,6 +331,10 @@ def build_sections(
             png = Path(spec["path"])
             pdf = png.with_suffix(".pdf")
             target = figure_target(spec["path"])
+            if targets.setdefault(target, spec["path"]) != spec["path"]:
+                raise ReportError(
+                    f"figures {targets[target]} and {spec['path']} would both be copied to {target}"
+                )
             has_pdf = (root / pdf).is_file()
             figures.append(
                 {
@@ -399,8 +442,15 @@ def latex_problems(log_text: str) -> list[str]:
     return [line for line in log_text.splitlines() if _UNDEFINED.search(line)]
 
 
+#: Folder (beside report.pdf) where latexmk works; its auxiliary files (.aux, .log, .fls, ...)
+#: stay there, so that the report folder holds only the report.
+LATEX_BUILD = "latex-build"
+
+
 def compile_pdf(tex_path: str | Path, pdf_path: str | Path) -> Path:
-    """latexmk -pdf in the folder of ``tex_path``; fails on errors and undefined references."""
+    """latexmk -pdf on ``tex_path`` (run in its folder, so figures resolve) with every output in
+    ``latex-build/`` beside ``pdf_path``; then the PDF alone is moved to ``pdf_path``. Fails on
+    errors and undefined references."""
     tex_path, pdf_path = Path(tex_path).resolve(), Path(pdf_path).resolve()
     latexmk = shutil.which("latexmk")
     if latexmk is None:
@@ -408,23 +458,28 @@ def compile_pdf(tex_path: str | Path, pdf_path: str | Path) -> Path:
             "latexmk not found: install TeX Live and latexmk "
             "(tests/system/install-report-tools.sh) or set report.pdf: false"
         )
-    out_dir = pdf_path.parent
+    build = pdf_path.parent / LATEX_BUILD
+    build.mkdir(parents=True, exist_ok=True)
     cmd = [
         latexmk,
         "-pdf",
         "-interaction=nonstopmode",
         "-halt-on-error",
-        f"-outdir={out_dir}",
+        f"-outdir={build}",
         f"-jobname={pdf_path.stem}",
         tex_path.name,
     ]
     proc = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True)
     log.info("latexmk output:\n%s", (proc.stdout + proc.stderr)[-6000:])
-    tex_log = out_dir / f"{pdf_path.stem}.log"
+    tex_log = build / f"{pdf_path.stem}.log"
     if proc.returncode != 0:
         tail = tex_log.read_text(errors="replace")[-3000:] if tex_log.is_file() else proc.stdout
         raise ReportError(f"latexmk failed ({proc.returncode}):\n{tail}")
     problems = latex_problems(tex_log.read_text(errors="replace"))
     if problems:
         raise ReportError("LaTeX left undefined references:\n" + "\n".join(problems))
+    built = build / pdf_path.name
+    if not built.is_file():
+        raise ReportError(f"latexmk succeeded but wrote no {built}")
+    shutil.copy2(built, pdf_path)
     return pdf_path

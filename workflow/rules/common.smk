@@ -2,12 +2,16 @@
 import os
 from pathlib import Path
 
+from snakemake.io import strip_wildcard_constraints
 from snakemake.utils import validate
 
+from hw5repro.codedeps import module_dependencies
 from hw5repro.experiment import RUN_NAME_PATTERN, runs_from_config
 from hw5repro.mnist import FILES as MNIST_FILES
+from hw5repro.settings import result_config, training_params
 
-validate(config, schema="../../config/schema.yaml")
+# Fills every key a preset leaves out with the schema's default (the paper configuration).
+validate(config, schema="../../config/schema.yaml", set_default=True)
 
 REPO = Path(workflow.basedir)
 # Jobs import the hw5repro package from this checkout, also inside a conda environment
@@ -22,9 +26,20 @@ RUNS = runs_from_config(config)
 RUN_IDS = [run.name for run in RUNS]
 
 
-def code(*modules):
-    """Package modules that a step depends on; editing one reruns the step and what follows."""
-    return [str(REPO / "workflow" / "hw5repro" / f"{module}.py") for module in modules]
+def code(*names):
+    """The package modules a step runs, computed from its imports: ``code("train.py")`` is every
+    hw5repro module that workflow/scripts/train.py imports, transitively (a bare name such as
+    ``"mnist"`` starts from that package module). Editing one reruns the step and what follows.
+    """
+    paths = set()
+    for name in names:
+        start = (
+            REPO / "workflow" / "scripts" / name
+            if name.endswith(".py")
+            else REPO / "workflow" / "hw5repro" / f"{name}.py"
+        )
+        paths.update(module_dependencies(start, REPO / "workflow" / "hw5repro"))
+    return sorted(str(path) for path in paths)
 
 
 def template(*names):
@@ -32,8 +47,13 @@ def template(*names):
 
 
 def training_settings():
-    """Everything that changes a training result, passed as params so reruns see changes."""
-    return {"model": dict(config["model"]), "training": dict(config["training"])}
+    """Everything that changes a training result (hw5repro.settings splits result from
+    operational keys), passed as params so that reruns follow exactly these."""
+    return training_params(config)
+
+
+# What provenance records and the report renders: the configuration without operational keys.
+RESULT_CONFIG = result_config(config)
 
 
 def train_resources():
@@ -49,3 +69,20 @@ def train_resources():
 
 def run_outputs(name):
     return expand("results/runs/{run_id}/{name}", run_id=RUN_IDS, name=name)
+
+
+def job_benchmarks(exclude):
+    """An input function: the benchmark file of every job of every rule not in ``exclude``,
+    computed from the rules' benchmark: directives once all rules are defined."""
+
+    def files(wildcards):
+        return [
+            path
+            for rule in workflow.rules
+            if rule.benchmark and rule.name not in exclude
+            for path in expand(
+                strip_wildcard_constraints(str(rule.benchmark)), run_id=RUN_IDS
+            )
+        ]
+
+    return files

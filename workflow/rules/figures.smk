@@ -6,7 +6,7 @@ rule memorisation_tables:
     input:
         metrics=run_outputs("metrics.csv"),
         info=run_outputs("run.json"),
-        code=code("analysis", "experiment"),
+        code=code("memorisation_tables.py"),
     output:
         epochs="results/tables/epochs.csv",
         final=report(
@@ -32,7 +32,9 @@ rule memorisation_tables:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
     params:
-        config={k: config[k] for k in ("experiment", "training", "data", "model")},
+        config={
+            k: RESULT_CONFIG[k] for k in ("experiment", "training", "data", "model")
+        },
     script:
         "../scripts/memorisation_tables.py"
 
@@ -42,7 +44,7 @@ rule memorisation_figures:
         epochs=rules.memorisation_tables.output.epochs,
         final=rules.memorisation_tables.output.final,
         summary=rules.memorisation_tables.output.summary,
-        code=code("figures"),
+        code=code("memorisation_figures.py"),
     output:
         png=[
             report(

@@ -2,20 +2,20 @@
 # its tables (CSV) and a figure (PNG + PDF) under results/problems/<name>/.
 rule problem_backprop:
     input:
-        code=code("backprop"),
+        code=code("problem_backprop.py"),
     output:
         results="results/problems/backprop/results.json",
         comparison="results/problems/backprop/comparison.csv",
         table=report(
             "results/problems/backprop/table.csv",
-            caption="../../report/captions/backprop.rst",
+            caption="../../report/captions/backprop_table.rst",
             category="Problems 1-5",
             subcategory="1 Backpropagation",
         ),
         gradients="results/problems/backprop/gradients_layer1.csv",
         figure=report(
             "results/problems/backprop/figure.png",
-            caption="../../report/captions/backprop.rst",
+            caption="../../report/captions/backprop_figure.rst",
             category="Problems 1-5",
             subcategory="1 Backpropagation",
         ),
@@ -35,20 +35,20 @@ rule problem_backprop:
 
 rule problem_vanishing_gradients:
     input:
-        code=code("vanishing_gradients"),
+        code=code("problem_vanishing_gradients.py"),
     output:
         results="results/problems/vanishing_gradients/results.json",
         layers="results/problems/vanishing_gradients/layers.csv",
         table_b=report(
             "results/problems/vanishing_gradients/table_b.csv",
-            caption="../../report/captions/vanishing_gradients.rst",
+            caption="../../report/captions/vanishing_gradients_table.rst",
             category="Problems 1-5",
             subcategory="2 Vanishing gradients",
         ),
         table_A="results/problems/vanishing_gradients/table_A.csv",
         figure=report(
             "results/problems/vanishing_gradients/figure.png",
-            caption="../../report/captions/vanishing_gradients.rst",
+            caption="../../report/captions/vanishing_gradients_figure.rst",
             category="Problems 1-5",
             subcategory="2 Vanishing gradients",
         ),
@@ -68,19 +68,19 @@ rule problem_vanishing_gradients:
 
 rule problem_momentum:
     input:
-        code=code("momentum"),
+        code=code("problem_momentum.py"),
     output:
         results="results/problems/momentum/results.json",
         steps="results/problems/momentum/steps.csv",
         table=report(
             "results/problems/momentum/table.csv",
-            caption="../../report/captions/momentum.rst",
+            caption="../../report/captions/momentum_table.rst",
             category="Problems 1-5",
             subcategory="3 Momentum",
         ),
         figure=report(
             "results/problems/momentum/figure.png",
-            caption="../../report/captions/momentum.rst",
+            caption="../../report/captions/momentum_figure.rst",
             category="Problems 1-5",
             subcategory="3 Momentum",
         ),
@@ -100,19 +100,19 @@ rule problem_momentum:
 
 rule problem_receptive_field:
     input:
-        code=code("receptive_field"),
+        code=code("problem_receptive_field.py"),
     output:
         results="results/problems/receptive_field/results.json",
         fields=report(
             "results/problems/receptive_field/fields.csv",
-            caption="../../report/captions/receptive_field.rst",
+            caption="../../report/captions/receptive_field_fields.rst",
             category="Problems 1-5",
             subcategory="4 Receptive fields",
         ),
         checks="results/problems/receptive_field/checks.csv",
         figure=report(
             "results/problems/receptive_field/figure.png",
-            caption="../../report/captions/receptive_field.rst",
+            caption="../../report/captions/receptive_field_figure.rst",
             category="Problems 1-5",
             subcategory="4 Receptive fields",
         ),
@@ -132,24 +132,24 @@ rule problem_receptive_field:
 
 rule problem_inception_cost:
     input:
-        code=code("inception_cost"),
+        code=code("problem_inception_cost.py"),
     output:
         results="results/problems/inception_cost/results.json",
         module1=report(
             "results/problems/inception_cost/module1.csv",
-            caption="../../report/captions/inception_cost.rst",
+            caption="../../report/captions/inception_cost_module1.rst",
             category="Problems 1-5",
             subcategory="5 Inception cost",
         ),
         module2=report(
             "results/problems/inception_cost/module2.csv",
-            caption="../../report/captions/inception_cost.rst",
+            caption="../../report/captions/inception_cost_module2.rst",
             category="Problems 1-5",
             subcategory="5 Inception cost",
         ),
         figure=report(
             "results/problems/inception_cost/figure.png",
-            caption="../../report/captions/inception_cost.rst",
+            caption="../../report/captions/inception_cost_figure.rst",
             category="Problems 1-5",
             subcategory="5 Inception cost",
         ),

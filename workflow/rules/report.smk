@@ -12,7 +12,8 @@ rule provenance:
     input:
         results=REPORT_INPUTS,
         runs=run_outputs("run.json"),
-        code=code("provenance"),
+        benchmarks=job_benchmarks(exclude={"provenance", "report", "report_pdf"}),
+        code=code("provenance.py"),
     output:
         report(
             "results/report/provenance.json",
@@ -29,9 +30,9 @@ rule provenance:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
     params:
-        config=config,
+        config=RESULT_CONFIG,
         git=git_state(REPO),
-        benchmarks="results/benchmarks",
+        benchmark_root="results/benchmarks",
     script:
         "../scripts/provenance.py"
 
@@ -43,7 +44,7 @@ rule report:
         sections=[str(REPORT_DIR / "sections.yaml")]
         + section_templates(REPORT_SECTIONS, REPORT_DIR),
         templates=template("index.html.j2", "report.tex.j2", "style.css"),
-        code=code("markup", "report", "provenance"),
+        code=code("render_report.py"),
     output:
         html=report(
             "results/report/index.html",
@@ -68,7 +69,7 @@ rule report:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
     params:
-        config=config,
+        config=RESULT_CONFIG,
     script:
         "../scripts/render_report.py"
 
@@ -77,7 +78,7 @@ rule report_pdf:
     input:
         tex=rules.report.output.tex,
         figures=rules.report.output.figures,
-        code=code("report"),
+        code=code("compile_report.py"),
     output:
         report(
             "results/report/report.pdf",

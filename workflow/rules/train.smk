@@ -2,7 +2,7 @@ rule train:
     input:
         subset=rules.mnist_subset.output[0],
         corrupted=rules.corrupt_dataset.output[0],
-        code=code("training", "model", "device", "corruption"),
+        code=code("train.py"),
     output:
         metrics="results/runs/{run_id}/metrics.csv",
         model="results/runs/{run_id}/model.pt",

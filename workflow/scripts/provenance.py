@@ -5,7 +5,8 @@ setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 provenance_job(
     config=snakemake.params.config,  # noqa: F821
     run_json=snakemake.input.runs,  # noqa: F821
-    benchmark_dir=snakemake.params.benchmarks,  # noqa: F821
+    benchmark_files=snakemake.input.benchmarks,  # noqa: F821
+    benchmark_root=snakemake.params.benchmark_root,  # noqa: F821
     git=snakemake.params.git,  # noqa: F821
     output=snakemake.output[0],  # noqa: F821
 )
