@@ -23,6 +23,7 @@ from hw5repro.corruption import make_corrupted
 from hw5repro.device import device_name, resolve_device
 from hw5repro.experiment import LABEL_NOISE, runs_from_config
 from hw5repro.mnist import fetch, make_subset
+from hw5repro.settings import merge
 from hw5repro.training import RunData, Settings, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +41,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", help="override training.device")
     args = parser.parse_args(argv)
 
-    config = yaml.safe_load(Path(args.config).read_text())
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = merge(config, yaml.safe_load(Path(args.config).read_text()))  # a preset overlay
     for key, section, value in [
         ("epochs", "training", args.epochs),
         ("width", "model", args.width),

@@ -82,6 +82,8 @@ def facts(random_train_acc=1.0, random_fit=40.0):
         "device": ["cuda"],
         "device_name": ["NVIDIA H100"],
         "precision": ["bf16"],
+        "step": ["CUDA graph"],
+        "runs_fused": [1],
     }
 
 
@@ -151,6 +153,7 @@ def provenance_facts(root: Path) -> dict:
                 "device": "cuda",
                 "device_name": NASTY,
                 "precision": "bf16",
+                "cuda_graphs": True,
                 "parameters": 1234567,
                 "wall_seconds": 130.0,
                 "train_seconds": 120.0,
@@ -249,7 +252,9 @@ def test_both_formats_from_one_source(rendered):
         assert "1,234,567" in text  # parameters
         assert "Problem 6: memorising random labels" in text
         # the devices and precisions of memorisation.json, as the method states them
-        assert "on cuda in bf16." in text
+        assert (
+            "on cuda in bf16, with every training step captured once and replayed as a CUDA" in text
+        )
     assert "100.0%" in html and r"100.0\%" in tex  # random-label training accuracy
     # conclusion derived from the data: memorised, test error monotone
     assert "memorised a training set whose labels are pure noise" in html
@@ -302,7 +307,13 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
         "note": "not a git repository (or git missing)",
     }
     assert facts_["devices"] == [
-        {"device": "cuda", "device_name": NASTY, "precision": "bf16", "runs": 1}
+        {
+            "device": "cuda",
+            "device_name": NASTY,
+            "precision": "bf16",
+            "step": "CUDA graph",
+            "runs": 1,
+        }
     ]
     assert facts_["rules"] == [
         {"rule": "fetch_mnist", "jobs": 1, "total_s": 2.25, "max_s": 2.25},

@@ -146,6 +146,9 @@ def facts(final: pd.DataFrame, summary: pd.DataFrame, config: dict, infos: Seque
         "device": sorted({i["device"] for i in infos}),
         "device_name": sorted({i["device_name"] for i in infos}),
         "precision": sorted({i["precision"] for i in infos}),
+        # how the training step ran: "CUDA graph" (training.cuda_graphs) or "eager"
+        "step": sorted({"CUDA graph" if i.get("cuda_graphs") else "eager" for i in infos}),
+        "runs_fused": sorted({int(i.get("runs_fused", 1)) for i in infos}),
         "summary": [{k: _clean(v) for k, v in row.items()} for row in summary.to_dict("records")],
     }
 

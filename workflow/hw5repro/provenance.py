@@ -33,6 +33,7 @@ RUN_KEYS = [
     "device",
     "device_name",
     "precision",
+    "cuda_graphs",
     "parameters",
     "wall_seconds",
     "train_seconds",
@@ -121,13 +122,15 @@ def per_rule(jobs: Sequence[dict]) -> list[dict]:
 
 
 def devices(runs: Sequence[dict]) -> list[dict]:
-    """Distinct (device, device name, precision) with the number of runs on each."""
+    """Distinct (device, device name, precision, training step) with the number of runs on each."""
     seen: dict[tuple, int] = {}
     for run in runs:
-        key = (run["device"], run["device_name"], run["precision"])
+        step = "CUDA graph" if run.get("cuda_graphs") else "eager"
+        key = (run["device"], run["device_name"], run["precision"], step)
         seen[key] = seen.get(key, 0) + 1
     return [
-        {"device": d, "device_name": n, "precision": p, "runs": k} for (d, n, p), k in seen.items()
+        {"device": d, "device_name": n, "precision": p, "step": s, "runs": k}
+        for (d, n, p, s), k in seen.items()
     ]
 
 

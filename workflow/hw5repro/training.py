@@ -31,6 +31,7 @@ from .device import (
 )
 from .model import AlexNet
 from .runset import build_model, evaluate, make_runs  # noqa: F401 - re-exported
+from .settings import is_operational
 from .steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
 
 log = logging.getLogger(__name__)
@@ -336,13 +337,10 @@ def train(
     return metrics[0], models[0], info
 
 
-#: Settings that change how a job runs but not what it computes (not part of a fingerprint).
-OPERATIONAL = frozenset({"eval_batch_size", "checkpoint_every"})
-
-
 def result_settings(settings: Settings) -> dict:
-    """The settings that change a run's result: what a checkpoint's fingerprint covers."""
-    return {k: v for k, v in sorted(vars(settings).items()) if k not in OPERATIONAL}
+    """The settings that change a run's result (hw5repro.settings splits the keys once): what a
+    checkpoint's fingerprint covers."""
+    return {k: v for k, v in sorted(vars(settings).items()) if not is_operational(f"training.{k}")}
 
 
 def model_settings(settings: Settings) -> dict:
