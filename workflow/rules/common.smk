@@ -5,9 +5,10 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from hw5repro.experiment import RUN_NAME_PATTERN, runs_from_config
-from hw5repro.mnist import FILES as MNIST_FILES
+from hw5repro.mnist import FILES as MNIST_FILES, check_local_dir
 
 validate(config, schema="../../config/schema.yaml")
+check_local_dir(config["data"]["local_dir"])  # before any job: folder and files exist
 
 REPO = Path(workflow.basedir)
 # Jobs import the hw5repro package from this checkout, also inside a conda environment

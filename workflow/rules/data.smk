@@ -1,3 +1,6 @@
+# The data's identity is its SHA-256 checksums (verified by hw5repro.mnist.fetch), not the folder
+# it came from: data.local_dir is read from the config by the script, not a param, so moving the
+# same files elsewhere reruns nothing. A missing or incomplete local_dir fails at validation.
 rule fetch_mnist:
     input:
         code=code("mnist"),
@@ -12,8 +15,6 @@ rule fetch_mnist:
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
-    params:
-        local_dir=config["data"]["local_dir"],
     script:
         "../scripts/fetch_mnist.py"
 

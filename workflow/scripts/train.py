@@ -1,7 +1,13 @@
+from pathlib import Path
+
 from hw5repro.logs import setup_logging
+from hw5repro.runlock import hold_run_lock
 from hw5repro.training import train_job
 
-setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+# Appended, not truncated: a job resumed after preemption keeps the first attempt's log.
+setup_logging(snakemake.log[0], mode="a")  # noqa: F821 - injected by Snakemake
+# One job per run at a time: a duplicate (e.g. resubmitted after a killed Snakemake) fails fast.
+hold_run_lock(Path(snakemake.output.metrics).parent)  # noqa: F821
 train_job(
     run_id=snakemake.wildcards.run_id,  # noqa: F821
     subset_path=snakemake.input.subset,  # noqa: F821
