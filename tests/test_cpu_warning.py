@@ -33,9 +33,7 @@ def test_paper_scale_on_cpu_warns_with_estimate_and_laptop_preset(caplog):
     config = preset("config")  # paper scale, training.device: auto
     assert config["training"]["device"] == "auto"
     with caplog.at_level(logging.WARNING, logger=LOG.name):
-        seconds = warn_if_slow_on_cpu(
-            config, torch.device("cpu"), 6000, LOG, n_test=10000
-        )
+        seconds = warn_if_slow_on_cpu(config, torch.device("cpu"), 6000, LOG, n_test=10000)
     # 6,000 x 150 / 49.3 = 18,256 s training + 150 x 10,000 / (3 x 49.3) = 10,142 s evaluation.
     assert seconds == pytest.approx(6000 * 150 / 49.3 + 150 * 10000 / (3 * 49.3))
     assert seconds == pytest.approx(28398, abs=1)

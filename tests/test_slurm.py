@@ -166,10 +166,16 @@ def _user_command(clone: Path, configfile: Path, *targets: str, env: dict):
     of the clone (``snakemake`` found on PATH: the project's environment).
     Returns (completed process, wall seconds)."""
     env = {**env, "PATH": os.pathsep.join([str(Path(SNAKEMAKE).parent), env["PATH"]])}
-    cmd = ["snakemake", "--cores", "8", "--profile", "slurm", "--configfile", str(configfile)]
+    # Targets first: --configfile takes several files, so targets after it would be read as such.
+    cmd = ["snakemake", *targets, "--cores", "8", "--profile", "slurm"]
     started = time.monotonic()
     proc = subprocess.run(
-        [*cmd, *targets], cwd=clone, env=env, capture_output=True, text=True, timeout=1500
+        [*cmd, "--configfile", str(configfile)],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     return proc, time.monotonic() - started
 
@@ -251,16 +257,15 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
         assert job["mem"] == f"{resources['mem_mb']}M"
         assert job["time_limit"] == f"00:{resources['runtime']:02d}:00"
         assert job["cpus"] == resources["threads"]
-        # The job saw its GPU as a GPU job does (no driver here, so torch falls back to the CPU).
+        # The training process saw its GPU as on a GPU node (CUDA_VISIBLE_DEVICES set by SLURM;
+        # no driver here, so torch falls back to the CPU with training.device: auto). The job
+        # step passes on the job's identity, not SLURM_GPUS (the request is TresPerJob above).
         info = json.loads((clone / f"results/runs/{job['run_id']}/run.json").read_text())
-        assert info["device"] == "cpu"  # no driver on the test node: CPU fallback (device auto)
-        assert info["scheduler"] == {
-            "SLURM_JOB_ID": str(job["slurm_job_id"]),
-            "SLURM_JOB_PARTITION": "gpu",
-            "SLURM_GPUS": "1",
-            "CUDA_VISIBLE_DEVICES": info["scheduler"].get("CUDA_VISIBLE_DEVICES"),
-        }
-        assert info["scheduler"]["CUDA_VISIBLE_DEVICES"] in {"0", "1"}
+        assert info["device"] == "cpu"
+        scheduler = info["scheduler"]
+        assert scheduler["SLURM_JOB_ID"] == str(job["slurm_job_id"])
+        assert scheduler["SLURM_JOB_PARTITION"] == "gpu"
+        assert scheduler["CUDA_VISIBLE_DEVICES"] in {"0", "1"}
 
     # The results equal the local run's, except wall-clock columns.
     for run in RUNS:
@@ -332,8 +337,6 @@ def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(slurm_env, s
     message = "training.device is 'cuda' but no CUDA device is available"
     rule_log = (workdir / f"results/logs/train/{failing}.log").read_text()
     assert "DeviceError" in rule_log and message in rule_log
-    # The log was appended to: the first (successful) run's lines are still there.
-    assert rule_log.count("---- job started") == 2, rule_log
     assert message in slurm_log.read_text()
     # The console shows the rule log itself (show-failed-logs), error included.
     shown = output[output.index(f"Logfile results/logs/train/{failing}.log:") :]
@@ -343,3 +346,78 @@ def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(slurm_env, s
     assert not (workdir / f"results/runs/{failing}/metrics.csv").exists()
     assert (workdir / other).is_file()
     assert (workdir / "results/runs/labels_r1_s0/metrics.csv").is_file()
+
+
+def _wait_for(predicate, what: str, proc: subprocess.Popen, console: Path, timeout=300):
+    """Poll ``predicate`` until it returns something true; fail if Snakemake (``proc``, writing
+    to ``console``) exits first or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            output = console.read_text()[-4000:]
+            pytest.fail(f"snakemake exited ({proc.returncode}) before {what}:\n{output}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tmp_path):
+    """A training job that SLURM requeues while it runs (as on preemption or node failure; here
+    `scontrol requeue`) checkpoints on SIGTERM, runs again as the same SLURM job, resumes from its
+    checkpoint and completes; Snakemake waits for it without resubmitting anything, and the run's
+    log keeps both attempts."""
+    src = slurm_run[0]
+    workdir = tmp_path / "hw5repro"
+    shutil.copytree(src, workdir, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
+    run = "labels_r1_s0"
+    epochs = 150  # long enough to requeue it while it runs
+    training = {**TRAINING, "epochs": epochs, "checkpoint_every": 2}
+    config = write_config(tmp_path / "config.yaml", experiment=EXPERIMENT, training=training)
+    env = {**slurm_env, "PATH": os.pathsep.join([str(Path(SNAKEMAKE).parent), slurm_env["PATH"]])}
+    target = f"results/runs/{run}/metrics.csv"
+    cmd = ["snakemake", target, "--cores", "8", "--profile", "slurm", "--configfile", str(config)]
+    console = tmp_path / "snakemake.out"  # a file, not a pipe nobody reads while it runs
+    with console.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
+
+        def submitted_job():
+            m = SUBMITTED.search(console.read_text())
+            return m and m["slurm_id"]
+
+        def state():
+            return _scontrol_job(job_id, slurm_env)["JobState"]
+
+        job_id = _wait_for(submitted_job, "the training job's submission", proc, console)
+        _wait_for(lambda: state() == "RUNNING", "the training job to run", proc, console)
+        _wait_for(checkpoint.is_file, "the first checkpoint", proc, console)
+        assert state() == "RUNNING"
+        subprocess.run(["scontrol", "requeue", job_id], env=slurm_env, check=True)
+        _wait_for(lambda: state() == "PENDING", "the job to be requeued", proc, console)
+        # SLURM holds a requeued job for a while (BeginTime); let it start again now.
+        subprocess.run(
+            ["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm_env, check=True
+        )
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = console.read_text()
+    assert proc.returncode == 0, output[-4000:]
+    submitted = [m["slurm_id"] for m in SUBMITTED.finditer(output)]
+    assert submitted == [job_id], output[-4000:]  # requeued by SLURM, not resubmitted
+    record = _scontrol_job(job_id, slurm_env)
+    assert record["JobState"] == "COMPLETED" and record["Restarts"] == "1", record
+
+    log = (workdir / f"results/logs/train/{run}.log").read_text()
+    starts = re.findall(r"---- job started \(pid \d+ on \S+, SLURM job (\d+)\)", log)
+    # Snakemake removes a job's log before it starts the job; the requeued job appends to it.
+    assert starts == [job_id, job_id], log
+    resumed = re.search(rf"resumed {run} from \S+ at epoch (\d+)", log)
+    assert resumed and 2 <= int(resumed.group(1)) < epochs, log
+    assert len(_read_metrics(workdir / f"results/runs/{run}/metrics.csv")) == epochs
+    assert not checkpoint.exists()
