@@ -22,6 +22,26 @@ include: "workflow/rules/problems.smk"
 include: "workflow/rules/report.smk"
 
 
+# Only training needs a cluster node (a GPU, minutes to hours). Every other job takes seconds and
+# runs where Snakemake runs (with an executor such as SLURM: on the submitting node), instead of
+# waiting for a slot and a status poll; fetch_mnist also needs the network, which login nodes have.
+localrules:
+    all,
+    fetch_mnist,
+    mnist_subset,
+    corrupt_dataset,
+    memorisation_tables,
+    memorisation_figures,
+    problem_backprop,
+    problem_vanishing_gradients,
+    problem_momentum,
+    problem_receptive_field,
+    problem_inception_cost,
+    provenance,
+    report,
+    report_pdf,
+
+
 rule all:
     input:
         run_outputs("metrics.csv"),

@@ -2,6 +2,7 @@
 
 import gzip
 import shutil
+import socket
 
 import pytest
 import torch
@@ -93,3 +94,48 @@ def test_gz_roundtrip_of_shared_copy(mnist_dir):
     with gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz", "rb") as fh:
         head = fh.read(8)
     assert int.from_bytes(head[:4], "big") == 2049  # IDX magic of a label file
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: name resolution and connections fail as on a machine without access."""
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def no_connect(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+
+
+def test_offline_download_names_cause_and_local_dir(offline, tmp_path):
+    out = tmp_path / "resources" / "mnist"
+    with pytest.raises(mnist.DataError) as info:
+        mnist.fetch(out)  # the real torchvision download, with the network unavailable
+    message = str(info.value)
+    first_line = message.splitlines()[0]
+    assert first_line.startswith("MNIST download failed (RuntimeError: ")
+    assert "Name or service not known" in first_line
+    assert "data.local_dir" in first_line and "local_dir: /path/to/mnist" in first_line
+    for name in mnist.FILES:
+        assert name in first_line
+    # Nothing partial: no IDX file, no .gz, no staging or download folder.
+    assert list(out.iterdir()) == []
+
+
+def test_check_local_dir_names_folder_and_missing_file(raw_dir, tmp_path):
+    mnist.check_local_dir(None)  # download: nothing to check
+    mnist.check_local_dir(raw_dir)  # raw files
+    local = tmp_path / "local"
+    shutil.copytree(raw_dir, local)
+    (local / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(mnist.DataError) as info:
+        mnist.check_local_dir(local)
+    message = str(info.value)
+    assert f"data.local_dir={local} is incomplete" in message
+    assert "t10k-images-idx3-ubyte (or t10k-images-idx3-ubyte.gz) not found" in message
+    assert "train-images-idx3-ubyte" not in message  # only the missing file is named
+    with pytest.raises(mnist.DataError, match=rf"data.local_dir={tmp_path / 'nowhere'}: no such"):
+        mnist.check_local_dir(tmp_path / "nowhere")

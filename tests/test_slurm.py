@@ -1,9 +1,12 @@
 """The SLURM profile (profiles/slurm) against a real single-node SLURM cluster.
 
 tests/slurm/start-cluster.sh starts the cluster (partitions ``main`` and ``gpu``, GPUs as a GRES
-without a driver); tests/slurm/install.sh installs SLURM (CI runs it as root). The training of a
-reduced smoke configuration runs through the profile as SLURM jobs and must give the same metrics
-as a local run; a failing training job must be reported with its logs.
+without a driver); tests/slurm/install.sh installs SLURM (CI runs it as root). The user's command,
+``snakemake --cores 8 --profile slurm --configfile <cfg>``, runs the whole workflow of a reduced
+smoke configuration at the root of a fresh copy of the checkout (so that nothing lands in the
+checkout itself): the training jobs go to SLURM and must give the same metrics as a local run,
+every other job runs locally (``localrules``). A failing training job must be reported with its
+logs, and not resubmitted.
 """
 
 from __future__ import annotations
@@ -15,17 +18,17 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO, require_system, snakemake, write_config
+from conftest import REPO, SNAKEMAKE, require_system, snakemake, write_config
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
-PROFILE = REPO / "profiles" / "slurm"
 SLURM_DIR = Path(os.environ.get("HW5_SLURM_DIR", "/tmp/hw5-slurm"))
 RUNS = ["labels_r0_s0", "labels_r1_s0"]
 TARGETS = [f"results/runs/{run}/metrics.csv" for run in RUNS]
@@ -44,8 +47,24 @@ SUBMITTED = re.compile(
     r"Job (?P<job>\d+) has been submitted with SLURM jobid (?P<slurm_id>\d+) "
     r"\(log: (?P<log>[^)]+)\)"
 )
-SBATCH_CALL = re.compile(r"^sbatch call: (?P<call>sbatch .*)$", re.MULTILINE)
 RUN_UUID = re.compile(r"SLURM run ID: (\S+)")
+JOB_HEADER = re.compile(r"^(local)?rule (\w+):$", re.MULTILINE)
+#: Every rule of a whole run of the reduced configuration but train runs on the submitting node.
+LOCAL_RULES = {
+    "all",
+    "fetch_mnist",
+    "mnist_subset",
+    "corrupt_dataset",
+    "memorisation_tables",
+    "memorisation_figures",
+    "problem_backprop",
+    "problem_vanishing_gradients",
+    "problem_momentum",
+    "problem_receptive_field",
+    "problem_inception_cost",
+    "provenance",
+    "report",
+}
 
 
 def _slurm_installed() -> bool:
@@ -119,34 +138,50 @@ def _scontrol_job(job_id: str, env: dict) -> dict:
     return dict(re.findall(r"(\S+?)=(\S*)", out))
 
 
-def _copy_data(src: Path, dst: Path) -> None:
-    """The raw MNIST files and the training subset of a finished run, with Snakemake's records of
-    them (mtimes kept), so that a second workdir starts at the corruption step."""
-    shutil.copytree(src / "resources", dst / "resources")
-    (dst / "results" / "data").mkdir(parents=True)
-    shutil.copy2(src / "results/data/mnist_subset.pt", dst / "results/data/mnist_subset.pt")
-    shutil.copytree(src / ".snakemake" / "metadata", dst / ".snakemake" / "metadata")
+def _fresh_clone(dst: Path) -> Path:
+    """The checkout's files as a fresh clone of it has them (tracked and new files that git does
+    not ignore; symbolic links kept as links, e.g. ./slurm), without results/, .snakemake/ or
+    resources/: the user's command then runs at the root of this copy, and its results do not
+    land in the checkout the tests run from."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        src, target = REPO / name, dst / name
+        if not (src.exists() or src.is_symlink()):
+            continue  # deleted in the working tree, not committed yet
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            target.symlink_to(os.readlink(src))
+        else:
+            shutil.copy2(src, target)
+    return dst
 
 
-def _job_env(slurm_log: Path) -> dict:
-    """GPU-related variables of the job's environment, from its SLURM log (the job step prints
-    its environment with --verbose)."""
-    text = slurm_log.read_text()
-    names = ("SLURM_JOB_PARTITION", "SLURM_GPUS", "CUDA_VISIBLE_DEVICES", "SLURM_JOB_ID")
-    found = {}
-    for name in names:
-        m = re.search(rf"'{name}': '([^']*)'", text)
-        if m:
-            found[name] = m.group(1)
-    return found
+def _user_command(clone: Path, configfile: Path, *targets: str, env: dict):
+    """``snakemake --cores 8 --profile slurm --configfile <cfg>`` as a user types it, at the root
+    of the clone (``snakemake`` found on PATH: the project's environment).
+    Returns (completed process, wall seconds)."""
+    env = {**env, "PATH": os.pathsep.join([str(Path(SNAKEMAKE).parent), env["PATH"]])}
+    # Targets first: --configfile takes several files, so targets after it would be read as such.
+    cmd = ["snakemake", *targets, "--cores", "8", "--profile", "slurm"]
+    started = time.monotonic()
+    proc = subprocess.run(
+        [*cmd, "--configfile", str(configfile)],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    return proc, time.monotonic() - started
 
 
 def _submissions(output: str, env: dict) -> list[dict]:
-    """Every SLURM job Snakemake submitted, with its scontrol record and sbatch call."""
-    calls = {}
-    for call in SBATCH_CALL.findall(output):
-        comment = re.search(r"--comment (\S+)", call).group(1)
-        calls[comment] = call
+    """Every SLURM job Snakemake submitted, with its scontrol record."""
     jobs = []
     for m in SUBMITTED.finditer(output):
         record = _scontrol_job(m["slurm_id"], env)
@@ -161,12 +196,13 @@ def _submissions(output: str, env: dict) -> list[dict]:
                 "state": record["JobState"],
                 "exit_code": record["ExitCode"],
                 "gpus_requested": record.get("TresPerJob", ""),
-                "job_env": _job_env(Path(m["log"])),
+                "requeue": record["Requeue"],
+                "restarts": int(record["Restarts"]),
                 "cpus": int(record["NumCPUs"]),
+                "mem": record["MinMemoryNode"],
                 "time_limit": record["TimeLimit"],
                 "job_name": record["JobName"],
                 "slurm_log": m["log"],
-                "sbatch": calls[comment],
             }
         )
     return jobs
@@ -183,80 +219,57 @@ def local_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm_env, local_run, tmp_path_factory):
-    """The same targets through the profile, as SLURM jobs; returns (workdir, output, jobs).
-    The raw data and training subset come from the local run, so the SLURM run submits the data
-    jobs of the runs (corrupt_dataset) and the training jobs: two DAG levels, not four."""
-    workdir = tmp_path_factory.mktemp("slurm-run")
-    config = write_config(workdir / "config.yaml", experiment=EXPERIMENT, training=TRAINING)
-    _copy_data(local_run, workdir)
-    # --verbose logs the sbatch calls here and the job's environment in its SLURM log, which
-    # --slurm-keep-successful-logs keeps.
-    proc = snakemake(
-        workdir,
-        config,
-        "--profile",
-        str(PROFILE),
-        "--verbose",
-        "--slurm-keep-successful-logs",
-        *TARGETS,
-        env=slurm_env,
-    )
+    """The whole workflow of the reduced configuration by the user's command at the root of a
+    fresh clone; returns (clone, output, jobs, seconds)."""
+    base = tmp_path_factory.mktemp("slurm-run")
+    clone = _fresh_clone(base / "hw5repro")
+    config = write_config(base / "config.yaml", experiment=EXPERIMENT, training=TRAINING)
+    proc, seconds = _user_command(clone, config, env=slurm_env)
     output = proc.stdout + proc.stderr
-    return workdir, output, _submissions(output, slurm_env)
+    if proc.returncode != 0:
+        pytest.fail(f"snakemake --profile slurm failed ({proc.returncode}):\n{output[-8000:]}")
+    return clone, output, _submissions(output, slurm_env), seconds
 
 
-def test_training_runs_as_slurm_jobs_on_gpu_partition(slurm_env, slurm_run, local_run):
-    workdir, output, jobs = slurm_run
-    resources = yaml.safe_load((workdir / "config.yaml").read_text())["resources"]["train"]
+def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_run):
+    clone, output, jobs, seconds = slurm_run
+    resources = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())["resources"]["train"]
     run_uuid = RUN_UUID.search(output).group(1)
-    by_rule = {}
-    for job in jobs:
-        by_rule.setdefault(job["rule"], []).append(job)
-    assert sorted(by_rule) == ["corrupt_dataset", "train"], by_rule.keys()
+    assert "Using profile slurm for setting default command line arguments." in output
 
-    # Every job ran to completion on the cluster under this Snakemake run's name.
-    for job in jobs:
-        assert job["state"] == "COMPLETED" and job["exit_code"] == "0:0", job
-        assert job["job_name"] == run_uuid
-        assert job["sbatch"].startswith("sbatch --parsable")
+    # Only the training jobs went to the cluster; every other job ran on this node.
+    headers = JOB_HEADER.findall(output)
+    assert {rule for local, rule in headers if not local} == {"train"}, headers
+    assert {rule for local, rule in headers if local} == LOCAL_RULES, headers
+    assert (clone / "results" / "report" / "index.html").is_file()
+    assert sorted(job["rule"] for job in jobs) == ["train", "train"], jobs
 
-    # Training: one GPU job per run, in partition gpu, with the config's resources.
-    train = sorted(by_rule["train"], key=lambda j: j["run_id"])
+    # Training: one GPU job per run, in partition gpu, with the config's resources, requeued by
+    # SLURM if preempted or its node fails; completed under this Snakemake run's name.
+    train = sorted(jobs, key=lambda j: j["run_id"])
     assert [j["run_id"] for j in train] == RUNS
     for job in train:
+        assert job["state"] == "COMPLETED" and job["exit_code"] == "0:0", job
+        assert job["job_name"] == run_uuid
         assert job["partition"] == "gpu"
         assert job["gpus_requested"] == "gres:gpu:1"
-        assert " -p gpu " in job["sbatch"] and "--gpus=1" in job["sbatch"]
-        # The job saw its GPU as a GPU job does (no driver here, so torch falls back to the CPU).
-        assert job["job_env"] == {
-            "SLURM_JOB_PARTITION": "gpu",
-            "SLURM_GPUS": "1",
-            "CUDA_VISIBLE_DEVICES": job["job_env"].get("CUDA_VISIBLE_DEVICES"),
-            "SLURM_JOB_ID": str(job["slurm_job_id"]),
-        }
-        assert job["job_env"]["CUDA_VISIBLE_DEVICES"] in {"0", "1"}
-        assert f"--mem {resources['mem_mb']} " in job["sbatch"]
-        assert f" -t {resources['runtime']} " in job["sbatch"]
+        assert job["requeue"] == "1" and job["restarts"] == 0
+        assert job["mem"] == f"{resources['mem_mb']}M"
         assert job["time_limit"] == f"00:{resources['runtime']:02d}:00"
         assert job["cpus"] == resources["threads"]
-        assert "slurm-jobstep" in job["sbatch"]
-        info = json.loads((workdir / f"results/runs/{job['run_id']}/run.json").read_text())
-        assert info["device"] == "cpu"  # no driver on the test node: CPU fallback (device auto)
-
-    # Data jobs: partition main (the profile's default), no GPU.
-    data = sorted(by_rule["corrupt_dataset"], key=lambda j: j["run_id"])
-    assert [j["run_id"] for j in data] == RUNS
-    for job in data:
-        assert job["partition"] == "main"
-        assert job["gpus_requested"] == ""
-        assert " -p main " in job["sbatch"] and "--gpus" not in job["sbatch"]
-        assert job["job_env"]["SLURM_JOB_PARTITION"] == "main"
-        assert "SLURM_GPUS" not in job["job_env"]
-        assert job["job_env"]["SLURM_JOB_ID"] == str(job["slurm_job_id"])
+        # The training process saw its GPU as on a GPU node (CUDA_VISIBLE_DEVICES set by SLURM;
+        # no driver here, so torch falls back to the CPU with training.device: auto). The job
+        # step passes on the job's identity, not SLURM_GPUS (the request is TresPerJob above).
+        info = json.loads((clone / f"results/runs/{job['run_id']}/run.json").read_text())
+        assert info["device"] == "cpu"
+        scheduler = info["scheduler"]
+        assert scheduler["SLURM_JOB_ID"] == str(job["slurm_job_id"])
+        assert scheduler["SLURM_JOB_PARTITION"] == "gpu"
+        assert scheduler["CUDA_VISIBLE_DEVICES"] in {"0", "1"}
 
     # The results equal the local run's, except wall-clock columns.
     for run in RUNS:
-        slurm_rows = _read_metrics(workdir / f"results/runs/{run}/metrics.csv")
+        slurm_rows = _read_metrics(clone / f"results/runs/{run}/metrics.csv")
         local_rows = _read_metrics(local_run / f"results/runs/{run}/metrics.csv")
         assert len(slurm_rows) == TRAINING["epochs"]
         assert slurm_rows == local_rows, run
@@ -265,14 +278,17 @@ def test_training_runs_as_slurm_jobs_on_gpu_partition(slurm_env, slurm_run, loca
         "slurm_version": subprocess.run(
             ["sinfo", "--version"], capture_output=True, text=True, env=slurm_env
         ).stdout.strip(),
+        "command": "snakemake --cores 8 --profile slurm --configfile <reduced smoke config>",
+        "cwd": "root of a fresh copy of the checkout",
+        "wall_seconds": round(seconds, 1),
         "snakemake_run_uuid": run_uuid,
-        "profile": "profiles/slurm/config.v8+.yaml",
-        "targets": TARGETS,
+        "profile": "profiles/slurm/config.v8+.yaml (via the ./slurm link)",
+        "local_rules": sorted(LOCAL_RULES),
         "metrics_equal_to_local_run": True,
         "compared_columns_exclude": sorted(TIMING_COLUMNS),
         "jobs": jobs,
     }
-    _save_evidence(workdir, evidence)
+    _save_evidence(clone, evidence)
 
 
 def _save_evidence(workdir: Path, evidence: dict) -> None:
@@ -285,31 +301,23 @@ def _save_evidence(workdir: Path, evidence: dict) -> None:
     print(text)
 
 
-def test_failing_slurm_job_reports_its_logs(slurm_env, slurm_run, tmp_path):
-    """training.device: cuda fails on the GPU-less node; Snakemake exits non-zero, names the
-    SLURM log and the rule log (which hold the clear error) and keeps other jobs' outputs."""
-    src, _, _ = slurm_run
-    workdir = tmp_path / "failing"
+def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(slurm_env, slurm_run, tmp_path):
+    """training.device: cuda fails on the GPU-less node: a failure a second try cannot fix, so it
+    is submitted once. Snakemake exits non-zero, names the SLURM log and the rule log, prints the
+    rule log (with the clear error) and keeps other jobs' outputs."""
+    src = slurm_run[0]
+    workdir = tmp_path / "hw5repro"
     shutil.copytree(src, workdir, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
     experiment = {**EXPERIMENT, "label_ratios": [0.0, 0.5, 1.0]}
     config = write_config(
-        workdir / "config.yaml", experiment=experiment, training={**TRAINING, "device": "cuda"}
+        tmp_path / "config.yaml", experiment=experiment, training={**TRAINING, "device": "cuda"}
     )
     failing, other = "labels_r0_s0", "results/data/corrupted/labels_r0.5_s0.pt"
     assert not (workdir / other).exists()
     # The training parameters changed, so the finished run is redone (and fails); the data job of
-    # a new run is submitted alongside it. --retries 0: the profile's retry would fail again.
-    proc = snakemake(
-        workdir,
-        config,
-        "--profile",
-        str(PROFILE),
-        "--retries",
-        "0",
-        f"results/runs/{failing}/metrics.csv",
-        other,
-        check=False,
-        env=slurm_env,
+    # a new run runs locally alongside it.
+    proc, _ = _user_command(
+        workdir, config, f"results/runs/{failing}/metrics.csv", other, env=slurm_env
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output[-3000:]
@@ -317,7 +325,7 @@ def test_failing_slurm_job_reports_its_logs(slurm_env, slurm_run, tmp_path):
 
     submitted = {m["log"]: m["slurm_id"] for m in SUBMITTED.finditer(output)}
     train_logs = [log for log in submitted if f"/rule_train/{failing}/" in log]
-    assert len(train_logs) == 1, output[-3000:]
+    assert len(submitted) == 1 and len(train_logs) == 1, output[-3000:]  # not resubmitted
     slurm_log = Path(train_logs[0])
     # Snakemake's error report names both logs.
     error_report = output[output.index("Error in rule train:") :]
@@ -330,8 +338,86 @@ def test_failing_slurm_job_reports_its_logs(slurm_env, slurm_run, tmp_path):
     rule_log = (workdir / f"results/logs/train/{failing}.log").read_text()
     assert "DeviceError" in rule_log and message in rule_log
     assert message in slurm_log.read_text()
+    # The console shows the rule log itself (show-failed-logs), error included.
+    shown = output[output.index(f"Logfile results/logs/train/{failing}.log:") :]
+    assert message in shown
 
     # The failed job's outputs are removed; the other job's output and earlier results are kept.
     assert not (workdir / f"results/runs/{failing}/metrics.csv").exists()
     assert (workdir / other).is_file()
     assert (workdir / "results/runs/labels_r1_s0/metrics.csv").is_file()
+
+
+def _wait_for(predicate, what: str, proc: subprocess.Popen, console: Path, timeout=300):
+    """Poll ``predicate`` until it returns something true; fail if Snakemake (``proc``, writing
+    to ``console``) exits first or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            output = console.read_text()[-4000:]
+            pytest.fail(f"snakemake exited ({proc.returncode}) before {what}:\n{output}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tmp_path):
+    """A training job that SLURM requeues while it runs (as on preemption or node failure; here
+    `scontrol requeue`) checkpoints on SIGTERM, runs again as the same SLURM job, resumes from its
+    checkpoint and completes; Snakemake waits for it without resubmitting anything, and the run's
+    log keeps both attempts."""
+    src = slurm_run[0]
+    workdir = tmp_path / "hw5repro"
+    shutil.copytree(src, workdir, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
+    run = "labels_r1_s0"
+    epochs = 150  # long enough to requeue it while it runs
+    training = {**TRAINING, "epochs": epochs, "checkpoint_every": 2}
+    config = write_config(tmp_path / "config.yaml", experiment=EXPERIMENT, training=training)
+    env = {**slurm_env, "PATH": os.pathsep.join([str(Path(SNAKEMAKE).parent), slurm_env["PATH"]])}
+    target = f"results/runs/{run}/metrics.csv"
+    cmd = ["snakemake", target, "--cores", "8", "--profile", "slurm", "--configfile", str(config)]
+    console = tmp_path / "snakemake.out"  # a file, not a pipe nobody reads while it runs
+    with console.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
+
+        def submitted_job():
+            m = SUBMITTED.search(console.read_text())
+            return m and m["slurm_id"]
+
+        def state():
+            return _scontrol_job(job_id, slurm_env)["JobState"]
+
+        job_id = _wait_for(submitted_job, "the training job's submission", proc, console)
+        _wait_for(lambda: state() == "RUNNING", "the training job to run", proc, console)
+        _wait_for(checkpoint.is_file, "the first checkpoint", proc, console)
+        assert state() == "RUNNING"
+        subprocess.run(["scontrol", "requeue", job_id], env=slurm_env, check=True)
+        _wait_for(lambda: state() == "PENDING", "the job to be requeued", proc, console)
+        # SLURM holds a requeued job for a while (BeginTime); let it start again now.
+        subprocess.run(
+            ["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=slurm_env, check=True
+        )
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = console.read_text()
+    assert proc.returncode == 0, output[-4000:]
+    submitted = [m["slurm_id"] for m in SUBMITTED.finditer(output)]
+    assert submitted == [job_id], output[-4000:]  # requeued by SLURM, not resubmitted
+    record = _scontrol_job(job_id, slurm_env)
+    assert record["JobState"] == "COMPLETED" and record["Restarts"] == "1", record
+
+    log = (workdir / f"results/logs/train/{run}.log").read_text()
+    starts = re.findall(r"---- job started \(pid \d+ on \S+, SLURM job (\d+)\)", log)
+    # Snakemake removes a job's log before it starts the job; the requeued job appends to it.
+    assert starts == [job_id, job_id], log
+    resumed = re.search(rf"resumed {run} from \S+ at epoch (\d+)", log)
+    assert resumed and 2 <= int(resumed.group(1)) < epochs, log
+    assert len(_read_metrics(workdir / f"results/runs/{run}/metrics.csv")) == epochs
+    assert not checkpoint.exists()

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import socket
 import sys
 from pathlib import Path
 
 
-def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> None:
-    """Log to ``log_path`` (one line per event) and to stderr; uncaught errors land in the log."""
+def setup_logging(
+    log_path: str | Path | None = None,
+    level: int = logging.INFO,
+    mode: str = "w",
+    history: str | Path | None = None,
+) -> None:
+    """Log to ``log_path`` (one line per event) and to stderr; uncaught errors land in the log.
+
+    ``mode="a"`` appends, and each attempt starts with a line naming its process and SLURM job.
+    ``history`` (the training job: ``results/runs/{run}/attempts.log``) keeps the lines of every
+    attempt of a job that has not completed yet: Snakemake removes a job's log before it starts
+    the job, also when SLURM restarts a preempted or requeued job, so the lines of the earlier
+    attempts are copied from ``history`` to the top of the new log, and every line goes to both.
+    The job calls :func:`end_history` once it has succeeded."""
+    if mode not in {"w", "a"}:
+        raise ValueError(f"log mode must be 'w' or 'a', got {mode!r}")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+        if history is not None and Path(history).is_file():
+            # The log starts as the earlier attempts' lines (whatever the log held before).
+            with open(history, "rb") as src, open(log_path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            mode = "a"
+        handlers.append(logging.FileHandler(log_path, mode=mode))
+    if history is not None:
+        Path(history).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(history, mode="a"))
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -20,7 +45,26 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
         force=True,
     )
 
+    if mode == "a" or history is not None:
+        logging.getLogger("hw5repro").info(
+            "---- job started (pid %d on %s%s)",
+            os.getpid(),
+            socket.gethostname(),
+            f", SLURM job {os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else "",
+        )
+
     def excepthook(kind, value, tb):
         logging.getLogger("hw5repro").error("job failed: %s", value, exc_info=(kind, value, tb))
 
     sys.excepthook = excepthook
+
+
+def end_history(history: str | Path) -> None:
+    """The job succeeded: its log is complete, the attempts' history is no longer needed."""
+    root = logging.getLogger()
+    path = os.path.abspath(history)
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename == path:
+            root.removeHandler(handler)
+            handler.close()
+    Path(history).unlink(missing_ok=True)

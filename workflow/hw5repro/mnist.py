@@ -6,9 +6,11 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.error import URLError
 
 import torch
 
@@ -45,10 +47,36 @@ def _copy_decompressed(source: Path, target: Path) -> None:
         raise DataError(f"cannot read MNIST file {source}: {err}") from err
 
 
+def _source_file(local_dir: Path, name: str) -> Path | None:
+    """``name`` or ``name.gz`` in ``local_dir``, whichever exists (raw first)."""
+    return next((c for c in (local_dir / name, local_dir / f"{name}.gz") if c.is_file()), None)
+
+
+def check_local_dir(local_dir: str | Path | None) -> None:
+    """Fail early (at config validation, before any job) when ``data.local_dir`` is set but is
+    not a folder holding the four IDX files, naming the folder and every missing file.
+    Checksums are verified when the files are copied (``fetch``)."""
+    if local_dir is None:
+        return
+    folder = Path(local_dir)
+    if not folder.is_dir():
+        raise DataError(
+            f"data.local_dir={local_dir}: no such folder ({folder.resolve()}). "
+            f"It must hold the four MNIST IDX files ({', '.join(FILES)}; gzipped or raw); "
+            "or set data.local_dir: null to download them."
+        )
+    missing = [name for name in FILES if _source_file(folder, name) is None]
+    if missing:
+        raise DataError(
+            f"data.local_dir={local_dir} is incomplete: "
+            + ", ".join(f"{name} (or {name}.gz)" for name in missing)
+            + f" not found in {folder.resolve()}"
+        )
+
+
 def _stage_local(local_dir: Path, staging: Path) -> None:
     for name in FILES:
-        candidates = [local_dir / name, local_dir / f"{name}.gz"]
-        source = next((c for c in candidates if c.is_file()), None)
+        source = _source_file(local_dir, name)
         if source is None:
             raise DataError(
                 f"MNIST file {name} (or {name}.gz) not found in data.local_dir={local_dir}"
@@ -56,11 +84,30 @@ def _stage_local(local_dir: Path, staging: Path) -> None:
         _copy_decompressed(source, staging / name)
 
 
+def _download_failed(err: BaseException) -> DataError:
+    """The download error with its cause and the way around it (data.local_dir)."""
+    cause = str(err).strip() or type(err).__name__
+    # torchvision lists every mirror with its error; the innermost reason is the useful part.
+    reasons = re.findall(r"<urlopen error (.*?)>", cause)
+    reason = reasons[-1] if reasons else cause.splitlines()[-1]
+    return DataError(
+        f"MNIST download failed ({type(err).__name__}: {reason}). Is this machine offline? "
+        "Without network access, copy the four MNIST IDX files "
+        f"({', '.join(FILES)}; gzipped or raw, names as listed) into a folder and point "
+        "data.local_dir at it (`local_dir: /path/to/mnist` in the `data` section of your "
+        "config file, e.g. a copy of config/smoke.yaml); the files are verified by SHA-256.\n"
+        f"Full download error:\n{cause}"
+    )
+
+
 def _stage_download(staging: Path) -> None:
     from torchvision.datasets import MNIST
 
-    MNIST(root=str(staging / "download"), train=True, download=True)
-    MNIST(root=str(staging / "download"), train=False, download=True)
+    try:
+        MNIST(root=str(staging / "download"), train=True, download=True)
+        MNIST(root=str(staging / "download"), train=False, download=True)
+    except (RuntimeError, URLError, OSError) as err:
+        raise _download_failed(err) from err
     raw = staging / "download" / "MNIST" / "raw"
     for name in FILES:
         shutil.move(raw / name, staging / name)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from . import checkpoint as checkpoints
 from .corruption import to_float
+from .cpu_warning import warn_if_slow_on_cpu
 from .device import (
     resolve_channels_last,
     resolve_cuda_graphs,
@@ -241,6 +242,8 @@ def train_runs(
 
     k = len(datas)
     descs = descs or [f"run {i}" for i in range(k)]
+    n_train, n_test = datas[0].train_x.shape[0], datas[0].test_x.shape[0]
+    warn_if_slow_on_cpu(settings, device, k * n_train, log, k * n_test)
     runs = make_runs(datas, settings, seeds, device, memory_format, autocast)
     saved = Checkpoints(checkpoint_paths or [None] * k, fingerprints or [None] * k, descs)
     start_epoch, metrics = saved.resume(runs, device)

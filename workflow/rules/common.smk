@@ -7,11 +7,12 @@ from snakemake.utils import validate
 
 from hw5repro.codedeps import module_dependencies
 from hw5repro.experiment import RUN_NAME_PATTERN, runs_from_config
-from hw5repro.mnist import FILES as MNIST_FILES
+from hw5repro.mnist import FILES as MNIST_FILES, check_local_dir
 from hw5repro.settings import result_config, training_params
 
 # Fills every key a preset leaves out with the schema's default (the paper configuration).
 validate(config, schema="../../config/schema.yaml", set_default=True)
+check_local_dir(config["data"]["local_dir"])  # before any job: folder and files exist
 
 REPO = Path(workflow.basedir)
 # Jobs import the hw5repro package from this checkout, also inside a conda environment

@@ -1,6 +1,9 @@
+# The data's identity is its SHA-256 checksums (verified by hw5repro.mnist.fetch), not the folder
+# it came from: data.local_dir is read from the config by the script, not a param, so moving the
+# same files elsewhere reruns nothing. A missing or incomplete local_dir fails at validation.
 rule fetch_mnist:
     input:
-        code=code("mnist"),
+        code=code("fetch_mnist.py"),
     output:
         expand("resources/mnist/{file}", file=MNIST_FILES),
     log:
@@ -12,8 +15,6 @@ rule fetch_mnist:
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],
-    params:
-        local_dir=config["data"]["local_dir"],
     script:
         "../scripts/fetch_mnist.py"
 
@@ -21,7 +22,7 @@ rule fetch_mnist:
 rule mnist_subset:
     input:
         raw=rules.fetch_mnist.output,
-        code=code("mnist"),
+        code=code("mnist_subset.py"),
     output:
         "results/data/mnist_subset.pt",
     log:
@@ -44,7 +45,7 @@ rule mnist_subset:
 rule corrupt_dataset:
     input:
         subset=rules.mnist_subset.output[0],
-        code=code("corruption", "experiment"),
+        code=code("corrupt_dataset.py"),
     output:
         "results/data/corrupted/{run_id}.pt",
     log:
