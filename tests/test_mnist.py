@@ -139,3 +139,26 @@ def test_check_local_dir_names_folder_and_missing_file(raw_dir, tmp_path):
     assert "train-images-idx3-ubyte" not in message  # only the missing file is named
     with pytest.raises(mnist.DataError, match=rf"data.local_dir={tmp_path / 'nowhere'}: no such"):
         mnist.check_local_dir(tmp_path / "nowhere")
+
+
+def test_malformed_or_truncated_idx_files_are_named(tmp_path):
+    bad = tmp_path / "t10k-labels-idx1-ubyte"
+    bad.write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 12)  # says 3-d, labels are 1-d
+    with pytest.raises(mnist.DataError, match=r"cannot parse MNIST file .*t10k-labels.*1-d"):
+        mnist.read_idx(bad, 1)
+    bad.write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05" + b"\x01\x02")  # 5 labels, 2 bytes
+    with pytest.raises(mnist.DataError, match=r"2 bytes of data for shape \(5,\)"):
+        mnist.read_idx(bad, 1)
+    bad.write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x03" + b"\x07\x08\x09")
+    assert mnist.read_idx(bad, 1).tolist() == [7, 8, 9]
+
+
+def test_the_snakefile_parses_without_importing_torch():
+    """common.smk imports hw5repro.mnist when the workflow is parsed; torch loads only in jobs
+    (about 2-4 s of start-up saved on every snakemake call)."""
+    import subprocess
+    import sys
+
+    code = "import sys, hw5repro.mnist; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

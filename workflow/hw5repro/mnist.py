@@ -10,9 +10,11 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.error import URLError
 
-import torch
+if TYPE_CHECKING:  # torch loads lazily: the Snakefile imports this module when it is parsed
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -145,18 +147,38 @@ def fetch(out_dir: str | Path, local_dir: str | Path | None = None) -> list[Path
     return targets
 
 
+def read_idx(path: Path, ndim: int):
+    """An IDX file of unsigned bytes (magic 0x0000 08 ndim, big-endian int32 sizes, data) as a
+    numpy array; a malformed or truncated file is a DataError naming it."""
+    import numpy as np
+
+    data = Path(path).read_bytes()
+    header = 4 + 4 * ndim
+    if len(data) < header or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
+        raise DataError(
+            f"cannot parse MNIST file {path}: not an IDX file of {ndim}-d unsigned bytes"
+        )
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
+    body = np.frombuffer(data, dtype=np.uint8, offset=header)
+    if body.size != int(np.prod(shape)):
+        raise DataError(
+            f"cannot parse MNIST file {path}: {body.size} bytes of data for shape {shape}"
+        )
+    return body.reshape(shape)
+
+
 def load_split(raw_dir: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 28, 28) uint8 and labels (N,) int64 of one split, read from verified IDX files."""
-    from torchvision.datasets.mnist import read_image_file, read_label_file
+    import torch
 
     prefix = "train" if train else "t10k"
     raw_dir = Path(raw_dir)
     images_path = raw_dir / f"{prefix}-images-idx3-ubyte"
     labels_path = raw_dir / f"{prefix}-labels-idx1-ubyte"
     try:
-        images = read_image_file(str(images_path))
-        labels = read_label_file(str(labels_path)).long()
-    except (OSError, AssertionError, RuntimeError, ValueError) as err:
+        images = torch.from_numpy(read_idx(images_path, 3).copy())
+        labels = torch.from_numpy(read_idx(labels_path, 1).astype("int64"))
+    except OSError as err:
         raise DataError(f"cannot parse MNIST file in {raw_dir}: {err}") from err
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{images_path} and {labels_path} hold different numbers of examples")
@@ -166,6 +188,8 @@ def load_split(raw_dir: str | Path, train: bool) -> tuple[torch.Tensor, torch.Te
 def make_subset(raw_dir: str | Path, train_size: int, test_size: int | None, seed: int) -> dict:
     """The experiment's data: ``train_size`` training images drawn once without replacement
     with ``seed``, and the first ``test_size`` test images (all 10,000 when None)."""
+    import torch
+
     train_x, train_y = load_split(raw_dir, train=True)
     test_x, test_y = load_split(raw_dir, train=False)
     generator = torch.Generator().manual_seed(seed)
