@@ -8,7 +8,9 @@ from hw5repro.experiment import RUN_NAME_PATTERN, runs_from_config
 from hw5repro.mnist import FILES as MNIST_FILES, check_local_dir
 
 validate(config, schema="../../config/schema.yaml")
-check_local_dir(config["data"]["local_dir"])  # before any job: folder and files exist
+# data.local_dir: checked before any job, not again inside each job (a node need not see it).
+if workflow.is_main_process:
+    check_local_dir(config["data"]["local_dir"])
 
 REPO = Path(workflow.basedir)
 # Jobs import the hw5repro package from this checkout, also inside a conda environment
