@@ -12,7 +12,9 @@ from hw5repro.settings import result_config, training_params
 
 # Fills every key a preset leaves out with the schema's default (the paper configuration).
 validate(config, schema="../../config/schema.yaml", set_default=True)
-check_local_dir(config["data"]["local_dir"])  # before any job: folder and files exist
+# data.local_dir: checked before any job, not again inside each job (a node need not see it).
+if workflow.is_main_process:
+    check_local_dir(config["data"]["local_dir"])
 
 REPO = Path(workflow.basedir)
 # Jobs import the hw5repro package from this checkout, also inside a conda environment
