@@ -108,9 +108,8 @@ def test_new_keys_and_their_bounds(tmp_path):
     keys = dict(schema_keys(SCHEMA))
     assert keys["training.cuda_graphs"]["default"] == "auto"
     assert keys["training.cuda_graphs"]["enum"] == ["auto", True, False]
-    assert keys["training.runs_per_job"]["default"] == 1
     for values, named in [
-        ({"runs_per_job": 0}, "['training']['runs_per_job']"),
+        ({"checkpoint_every": 0}, "['training']['checkpoint_every']"),
         ({"cuda_graphs": "sometimes"}, "['training']['cuda_graphs']"),
     ]:
         config = write_config(tmp_path / "config.yaml", training=values)
@@ -144,7 +143,7 @@ def test_result_and_operational_settings_split():
     params = training_params(config)
     assert set(params) == {"model", "training"}
     assert params["training"]["lr"] == 0.1 and params["model"]["width"] == 0.125
-    for key in ("checkpoint_every", "eval_batch_size", "runs_per_job"):
+    for key in ("checkpoint_every", "eval_batch_size"):
         assert is_operational(f"training.{key}") and key not in params["training"]
     assert is_operational("resources.train.gpu") and is_operational("data.local_dir")
     assert not is_operational("training.lr") and not is_operational("data.train_size")

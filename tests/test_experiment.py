@@ -22,8 +22,16 @@ def test_ratio_text_is_exact_and_matches_the_pattern(ratio, text):
 
 @pytest.mark.parametrize(
     "name",
-    ["labels_r1e-05_s0", "labels_r0.50_s0", "labels_r0.0_s0", "labels_r00.5_s0", "labels_r0.5_s01",
-     "labels_r2_s0", "blur_r0_s0", "labels_r0.5"],
+    [
+        "labels_r1e-05_s0",
+        "labels_r0.50_s0",
+        "labels_r0.0_s0",
+        "labels_r00.5_s0",
+        "labels_r0.5_s01",
+        "labels_r2_s0",
+        "blur_r0_s0",
+        "labels_r0.5",
+    ],
 )
 def test_non_canonical_names_are_rejected(name):
     assert not re.fullmatch(RUN_NAME_PATTERN, name)

@@ -45,7 +45,7 @@ def test_training_parameter_reruns_training_and_downstream_not_data(smoke_run, t
 
 @pytest.mark.parametrize(
     "values",
-    [{"checkpoint_every": 3}, {"eval_batch_size": 128}, {"runs_per_job": 2}],
+    [{"checkpoint_every": 3}, {"eval_batch_size": 128}],
     ids=lambda v: next(iter(v)),
 )
 def test_operational_training_key_reruns_nothing(smoke_run, tmp_path, values):

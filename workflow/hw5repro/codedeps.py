@@ -52,9 +52,7 @@ def imported_modules(path: str | Path, package_dir: str | Path = PACKAGE_DIR) ->
     return found
 
 
-def module_dependencies(
-    path: str | Path, package_dir: str | Path = PACKAGE_DIR
-) -> list[Path]:
+def module_dependencies(path: str | Path, package_dir: str | Path = PACKAGE_DIR) -> list[Path]:
     """The package modules that ``path`` (a script or a package module) runs, transitively,
     sorted; ``path`` itself is included when it is a package module. Raises ValueError for an
     import of a package module that does not exist."""

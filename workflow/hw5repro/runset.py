@@ -1,7 +1,7 @@
 """The runs one training process trains at once, behind one interface.
 
 :class:`SingleRun` is one run on a plain :class:`~hw5repro.model.AlexNet`; :class:`FusedRuns` is
-K runs in one :class:`~hw5repro.fused.FusedAlexNet` (``training.runs_per_job: K``). Both give the
+K runs in one :class:`~hw5repro.fused.FusedAlexNet` (``train_runs`` with K datasets). Both give the
 training loop the same things: the network and its SGD optimiser, the loss of a minibatch (for
 the step), the runs' batch-order generators, an evaluation of every run, and each run's own state
 in the format of a single run's checkpoint, so that a run resumes fused or alone alike.
@@ -99,7 +99,7 @@ def _epoch_values(losses, n, batch_size, correct, replaced, test) -> torch.Tenso
 
 
 class SingleRun:
-    """One run on a plain AlexNet (``training.runs_per_job: 1``, the cluster's layout)."""
+    """One run on a plain AlexNet (one job per run, the cluster's layout)."""
 
     runs = 1
     index_runs = None  # a minibatch index is (B,)

@@ -23,7 +23,6 @@ OPERATIONAL_KEYS = (
     "data.local_dir",  # the data's identity is the SHA-256 of its files, not their folder
     "training.checkpoint_every",
     "training.eval_batch_size",
-    "training.runs_per_job",
     "resources",
 )
 #: The sections a training job reads.
