@@ -198,7 +198,8 @@ class Checkpoints:
         runs.load_run_states([{**s, "perm": s["rng"]["perm"]} for s in states])
         _set_global_rng(states[0]["rng"], device)
         epoch = int(states[0]["epoch"])
-        log.info("%s: resumed at epoch %d", ", ".join(self.descs), epoch)
+        for desc, path in zip(self.descs, self.paths, strict=True):
+            log.info("resumed %s from %s at epoch %d", desc, path, epoch)
         return epoch, [list(s["metrics"]) for s in states]
 
     def save(self, runs, device, epoch: int, metrics: list[list[dict]]) -> None:

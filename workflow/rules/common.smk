@@ -1,6 +1,10 @@
 # Configuration validation (once), the run grid and input functions shared by all steps.
 import os
+import sys
 from pathlib import Path
+
+# Parse with the hw5repro package of this checkout, as its jobs run with (not another installed copy).
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from snakemake.io import strip_wildcard_constraints
 from snakemake.utils import validate
