@@ -8,6 +8,7 @@ import torch
 from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import AlexNet
 from hw5repro.steps import EagerStep, minibatch_loss, run_epoch
+from hw5repro.training import METRIC_COLUMNS
 
 
 def runs_data(k=3, n=96):
@@ -100,14 +101,7 @@ def _settings(**kw):
     return Settings(**{**base, **kw})
 
 
-NUMERIC = [
-    "train_loss",
-    "train_acc",
-    "train_acc_kept",
-    "train_acc_replaced",
-    "test_loss",
-    "test_acc",
-]
+NUMERIC = [c for c in METRIC_COLUMNS if c not in {"epoch", "epoch_seconds", "eval_seconds"}]
 
 
 def _close(rows_a, rows_b):
