@@ -327,3 +327,19 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
     model = load_model(outputs.model)
     assert sum(p.numel() for p in model.parameters()) == first["parameters"]
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_a_training_job_on_the_cpu_warns_at_its_start(monkeypatch, caplog):
+    """The job itself warns (device auto resolved to the CPU) before its first epoch; an explicit
+    training.device: cpu is silent. The threshold is lowered so that a toy run counts as long."""
+    from hw5repro import cpu_warning
+
+    monkeypatch.setattr(cpu_warning, "SLOW_SECONDS", 0.0)
+    with caplog.at_level("WARNING"):
+        train(toy_data(n=64), small_settings(epochs=1, device="auto"), seed=0, progress=False)
+    first = [r.getMessage() for r in caplog.records]
+    assert any("training on the CPU" in m and "config/laptop.yaml" in m for m in first), first
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        train(toy_data(n=64), small_settings(epochs=1, device="cpu"), seed=0, progress=False)
+    assert not any("training on the CPU" in r.getMessage() for r in caplog.records)
