@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import REPO, SNAKEMAKE, require_system, snakemake, write_config
+from conftest import REPO, SNAKEMAKE, preset_config, require_system, snakemake, write_config
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -233,7 +232,7 @@ def slurm_run(slurm_env, local_run, tmp_path_factory):
 
 def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_run):
     clone, output, jobs, seconds = slurm_run
-    resources = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())["resources"]["train"]
+    resources = preset_config("smoke")["resources"]["train"]
     run_uuid = RUN_UUID.search(output).group(1)
     assert "Using profile slurm for setting default command line arguments." in output
 
