@@ -7,8 +7,9 @@ import torch
 
 from hw5repro.device import resolve_device, resolve_precision
 from hw5repro.model import AlexNet
+from hw5repro.runset import build_model
 from hw5repro.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
-from hw5repro.training import RunData, Settings, build_model, train, train_epoch
+from hw5repro.training import RunData, Settings, train, train_epoch
 
 assert torch.cuda.is_available(), "benchmarks/test_cuda.py needs a CUDA GPU"
 

@@ -28,8 +28,8 @@ from hw5repro.device import device_name, resolve_channels_last, resolve_device, 
 from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import AlexNet, count_parameters
 from hw5repro.reference_training import seed_style_epoch
+from hw5repro.runset import evaluate
 from hw5repro.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
-from hw5repro.training import evaluate
 
 #: Dense bf16 tensor-core peak (FLOP/s) of common training GPUs, by a substring of their name.
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}

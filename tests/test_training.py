@@ -15,12 +15,12 @@ import torch
 
 from hw5repro.device import DeviceError, resolve_device, resolve_precision
 from hw5repro.reference_training import seed_style_epoch
+from hw5repro.runset import build_model
 from hw5repro.training import (
     METRIC_COLUMNS,
     RunData,
     Settings,
     TrainingError,
-    build_model,
     train,
     train_epoch,
 )

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from .mnist import sha256
+
 log = logging.getLogger(__name__)
 
 
@@ -35,21 +37,13 @@ def save_atomic(obj, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(run: str, settings: dict, data_files: dict[str, str | Path] | None = None) -> str:
     """A stable hash of what a checkpoint belongs to: the run, its result-affecting settings
     (a JSON-able dict) and the content of its data artifacts."""
     identity = {
         "run": run,
         "settings": settings,
-        "data": {name: file_sha256(path) for name, path in sorted((data_files or {}).items())},
+        "data": {name: sha256(path) for name, path in sorted((data_files or {}).items())},
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 

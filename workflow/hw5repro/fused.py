@@ -34,9 +34,9 @@ class FusedAlexNet(nn.Module):
         super().__init__()
         self.runs = k = len(models)
         layers = []
-        for i, layer in enumerate(models[0].features):
+        for layer in models[0].features:
             if isinstance(layer, nn.Conv2d):
-                conv = nn.Conv2d(
+                layer = nn.Conv2d(
                     k * layer.in_channels,
                     k * layer.out_channels,
                     layer.kernel_size,
@@ -44,22 +44,19 @@ class FusedAlexNet(nn.Module):
                     padding=layer.padding,
                     groups=k,
                 )
-                with torch.no_grad():
-                    conv.weight.copy_(torch.cat([m.features[i].weight for m in models]))
-                    conv.bias.copy_(torch.cat([m.features[i].bias for m in models]))
-                layers.append(conv)
             else:
-                layers.append(type(layer)(**_init_args(layer)))
+                layer = type(layer)(**_init_args(layer))
+            layers.append(layer)
         self.features = nn.Sequential(*layers)
         dropout = next(m for m in models[0].classifier if isinstance(m, nn.Dropout))
         self.dropout = nn.Dropout(dropout.p)
-        fc1 = [_linears(m)[0] for m in models]
-        fc2 = [_linears(m)[1] for m in models]
         # (K, in, out) weights and (K, 1, out) biases for baddbmm.
-        self.w1 = nn.Parameter(torch.stack([f.weight.detach().t() for f in fc1]).contiguous())
-        self.b1 = nn.Parameter(torch.stack([f.bias.detach() for f in fc1]).unsqueeze(1))
-        self.w2 = nn.Parameter(torch.stack([f.weight.detach().t() for f in fc2]).contiguous())
-        self.b2 = nn.Parameter(torch.stack([f.bias.detach() for f in fc2]).unsqueeze(1))
+        fc1, fc2 = _linears(models[0])
+        self.w1 = nn.Parameter(torch.empty(k, fc1.in_features, fc1.out_features))
+        self.b1 = nn.Parameter(torch.empty(k, 1, fc1.out_features))
+        self.w2 = nn.Parameter(torch.empty(k, fc2.in_features, fc2.out_features))
+        self.b2 = nn.Parameter(torch.empty(k, 1, fc2.out_features))
+        self.load_state_dict(self.fuse([m.state_dict() for m in models]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.features(x)  # (B, K * C, 5, 5)

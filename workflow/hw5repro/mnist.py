@@ -32,7 +32,8 @@ class DataError(RuntimeError):
     """A data file is missing or corrupt."""
 
 
-def sha256(path: Path) -> str:
+def sha256(path: str | Path) -> str:
+    """SHA-256 of a file's content (MNIST files, and the data artifacts a checkpoint names)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

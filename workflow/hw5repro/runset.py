@@ -21,9 +21,14 @@ from .model import AlexNet
 from .steps import mean_loss, minibatch_loss
 
 
+def model_settings(settings) -> dict:
+    """What builds (and rebuilds) the network: ``AlexNet(**model_settings(settings))``."""
+    return {"width": settings.width, "dropout": settings.dropout, "init": settings.init}
+
+
 def build_model(settings, seed: int) -> AlexNet:
     torch.manual_seed(stream_seed(seed, "init"))
-    return AlexNet(width=settings.width, dropout=settings.dropout, init=settings.init)
+    return AlexNet(**model_settings(settings))
 
 
 def make_optimizer(settings, model) -> torch.optim.SGD:

@@ -88,12 +88,10 @@ def job_config(params: Mapping, config: Mapping) -> dict:
 def merge(base: Mapping, overlay: Mapping) -> dict:
     """``overlay`` over ``base``, key by key in nested sections (as Snakemake merges
     ``--configfile`` over the Snakefile's ``configfile:``)."""
-    merged = _plain(base)
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = _plain(value)
+    from snakemake.utils import update_config  # the very function Snakemake merges them with
+
+    merged = _plain(base)  # a copy
+    update_config(merged, _plain(overlay))
     return merged
 
 

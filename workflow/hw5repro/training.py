@@ -31,7 +31,7 @@ from .device import (
     resolve_precision,
 )
 from .model import AlexNet
-from .runset import build_model, evaluate, make_runs  # noqa: F401 - re-exported
+from .runset import make_runs, model_settings
 from .settings import is_operational
 from .steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
 
@@ -345,11 +345,6 @@ def result_settings(settings: Settings) -> dict:
     """The settings that change a run's result (hw5repro.settings splits the keys once): what a
     checkpoint's fingerprint covers."""
     return {k: v for k, v in sorted(vars(settings).items()) if not is_operational(f"training.{k}")}
-
-
-def model_settings(settings: Settings) -> dict:
-    """What rebuilds the network: ``AlexNet(**model_settings(settings))``."""
-    return {"width": settings.width, "dropout": settings.dropout, "init": settings.init}
 
 
 def load_model(path: str | Path, map_location="cpu") -> AlexNet:
