@@ -5,7 +5,8 @@ states, epoch, metrics so far) plus a *fingerprint*: a hash of the run's name, e
 result-affecting setting and the SHA-256 of the data artifacts it was trained on. A checkpoint
 whose fingerprint differs from the current job's (the configuration or the data changed since it
 was written) is never resumed: it is set aside beside the original with a warning, and training
-starts from epoch 0.
+starts from epoch 0. :class:`RunCheckpoints` is what the training loop uses: one such file per
+run, in a single run's format also for runs trained fused, so a run resumes fused or alone.
 
 Every tensor is moved to the CPU before saving and loaded with ``map_location="cpu"``, so a
 checkpoint written on ``cuda:0`` resumes on the CPU, on ``cuda:0`` or on ``cuda:1`` alike
@@ -85,3 +86,58 @@ def load(path: str | Path | None, fingerprint: str | None, desc: str = "run") ->
         stale.name,
     )
     return None
+
+
+def _global_rng(device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_global_rng(state: dict, device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class RunCheckpoints:
+    """The runs' checkpoints, one file per run in a single run's format (model, optimiser, RNG
+    states, epoch, metrics so far, fingerprint): a run resumes fused or alone alike."""
+
+    def __init__(self, paths, fingerprints, descs):
+        self.paths, self.fingerprints, self.descs = paths, fingerprints, descs
+
+    def resume(self, runs, device) -> tuple[int, list[list[dict]]]:
+        """Load every run's checkpoint into ``runs``; (epoch, metrics) to continue from."""
+        fresh = 0, [[] for _ in self.paths]
+        if all(path is None for path in self.paths):
+            return fresh
+        states = [
+            load(p, f, d) for p, f, d in zip(self.paths, self.fingerprints, self.descs, strict=True)
+        ]
+        if all(s is None for s in states):
+            return fresh
+        if any(s is None for s in states) or len({int(s["epoch"]) for s in states}) > 1:
+            log.warning(
+                "runs trained together resume only when every run has a checkpoint of "
+                "the same epoch; all of %s start from epoch 0",
+                ", ".join(self.descs),
+            )
+            return fresh
+        runs.load_run_states([{**s, "perm": s["rng"]["perm"]} for s in states])
+        _set_global_rng(states[0]["rng"], device)
+        epoch = int(states[0]["epoch"])
+        for desc, path in zip(self.descs, self.paths, strict=True):
+            log.info("resumed %s from %s at epoch %d", desc, path, epoch)
+        return epoch, [list(s["metrics"]) for s in states]
+
+    def save(self, runs, device, epoch: int, metrics: list[list[dict]]) -> None:
+        for k, path in enumerate(self.paths):
+            state = runs.run_state(k)
+            rng = {**_global_rng(device), "perm": state.pop("perm")}
+            save(
+                path,
+                {**state, "rng": rng, "epoch": epoch, "metrics": metrics[k]},
+                self.fingerprints[k],
+            )

@@ -157,62 +157,6 @@ def make_step(settings: Settings, runs, device):
     return GraphedStep(eager, batch_sizes(runs.n, settings.batch_size), runs=runs.index_runs)
 
 
-def _global_rng(device) -> dict:
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_global_rng(state: dict, device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-class Checkpoints:
-    """The runs' checkpoints, one file per run in a single run's format (model, optimiser, RNG
-    states, epoch, metrics so far, fingerprint): a run resumes fused or alone alike."""
-
-    def __init__(self, paths, fingerprints, descs):
-        self.paths, self.fingerprints, self.descs = paths, fingerprints, descs
-
-    def resume(self, runs, device) -> tuple[int, list[list[dict]]]:
-        """Load every run's checkpoint into ``runs``; (epoch, metrics) to continue from."""
-        fresh = 0, [[] for _ in self.paths]
-        if all(path is None for path in self.paths):
-            return fresh
-        states = [
-            checkpoints.load(p, f, d)
-            for p, f, d in zip(self.paths, self.fingerprints, self.descs, strict=True)
-        ]
-        if all(s is None for s in states):
-            return fresh
-        if any(s is None for s in states) or len({int(s["epoch"]) for s in states}) > 1:
-            log.warning(
-                "runs trained together resume only when every run has a checkpoint of "
-                "the same epoch; all of %s start from epoch 0",
-                ", ".join(self.descs),
-            )
-            return fresh
-        runs.load_run_states([{**s, "perm": s["rng"]["perm"]} for s in states])
-        _set_global_rng(states[0]["rng"], device)
-        epoch = int(states[0]["epoch"])
-        for desc, path in zip(self.descs, self.paths, strict=True):
-            log.info("resumed %s from %s at epoch %d", desc, path, epoch)
-        return epoch, [list(s["metrics"]) for s in states]
-
-    def save(self, runs, device, epoch: int, metrics: list[list[dict]]) -> None:
-        for k, path in enumerate(self.paths):
-            state = runs.run_state(k)
-            rng = {**_global_rng(device), "perm": state.pop("perm")}
-            checkpoints.save(
-                path,
-                {**state, "rng": rng, "epoch": epoch, "metrics": metrics[k]},
-                self.fingerprints[k],
-            )
-
-
 def train_runs(
     datas: list[RunData],
     settings: Settings,
@@ -246,7 +190,9 @@ def train_runs(
     n_train, n_test = datas[0].train_x.shape[0], datas[0].test_x.shape[0]
     warn_if_slow_on_cpu(settings, device, k * n_train, log, k * n_test)
     runs = make_runs(datas, settings, seeds, device, memory_format, autocast)
-    saved = Checkpoints(checkpoint_paths or [None] * k, fingerprints or [None] * k, descs)
+    saved = checkpoints.RunCheckpoints(
+        checkpoint_paths or [None] * k, fingerprints or [None] * k, descs
+    )
     start_epoch, metrics = saved.resume(runs, device)
     step = make_step(settings, runs, device)
     wall_start = time.perf_counter()
