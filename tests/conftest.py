@@ -15,6 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 #: The four original MNIST IDX files beside the checkout (tests and CI only; users download).
 SHARED_MNIST = Path(os.environ.get("HW5_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+#: The rules of problems 1-5 (one per problem).
+PROBLEM_RULES = {
+    f"problem_{name}"
+    for name in ("backprop", "vanishing_gradients", "momentum", "receptive_field", "inception_cost")
+}
 
 
 def in_ci() -> bool:

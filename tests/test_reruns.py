@@ -3,21 +3,14 @@
 import pytest
 import yaml
 
-from conftest import REPO, edited, planned_jobs
+from conftest import PROBLEM_RULES, REPO, edited, planned_jobs
 
 pytestmark = pytest.mark.slow
 
 DATA_RULES = {"fetch_mnist", "mnist_subset", "corrupt_dataset"}
 PACKAGE = REPO / "workflow" / "hw5repro"
 #: Every rule whose script imports hw5repro.plotting (through figures.py or a problem module).
-FIGURE_RULES = {
-    "memorisation_figures",
-    "problem_backprop",
-    "problem_vanishing_gradients",
-    "problem_momentum",
-    "problem_receptive_field",
-    "problem_inception_cost",
-}
+FIGURE_RULES = {"memorisation_figures", *PROBLEM_RULES}
 #: What follows any figure or table: provenance (its inputs), the report and the target rule.
 REPORT_RULES = {"provenance", "report", "all"}
 

@@ -23,7 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SNAKEMAKE, preset_config, require_system, snakemake, write_config
+from conftest import (
+    PROBLEM_RULES,
+    REPO,
+    SNAKEMAKE,
+    preset_config,
+    require_system,
+    snakemake,
+    write_config,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.slow]
 
@@ -56,11 +64,7 @@ LOCAL_RULES = {
     "corrupt_dataset",
     "memorisation_tables",
     "memorisation_figures",
-    "problem_backprop",
-    "problem_vanishing_gradients",
-    "problem_momentum",
-    "problem_receptive_field",
-    "problem_inception_cost",
+    *PROBLEM_RULES,
     "provenance",
     "report",
 }
