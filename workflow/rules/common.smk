@@ -33,20 +33,12 @@ RUNS = runs_from_config(config)
 RUN_IDS = [run.name for run in RUNS]
 
 
-def code(*names):
+def code(script):
     """The package modules a step runs, computed from its imports: ``code("train.py")`` is every
-    hw5repro module that workflow/scripts/train.py imports, transitively (a bare name such as
-    ``"mnist"`` starts from that package module). Editing one reruns the step and what follows.
-    """
-    paths = set()
-    for name in names:
-        start = (
-            REPO / "workflow" / "scripts" / name
-            if name.endswith(".py")
-            else REPO / "workflow" / "hw5repro" / f"{name}.py"
-        )
-        paths.update(module_dependencies(start, REPO / "workflow" / "hw5repro"))
-    return sorted(str(path) for path in paths)
+    hw5repro module that workflow/scripts/train.py imports, transitively. Editing one reruns the
+    step and what follows."""
+    start = REPO / "workflow" / "scripts" / script
+    return sorted(map(str, module_dependencies(start, REPO / "workflow" / "hw5repro")))
 
 
 def template(*names):
