@@ -13,6 +13,7 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     run_id=RUN_NAME_PATTERN,
+    job=JOB_NAME_PATTERN,
 
 
 include: "workflow/rules/data.smk"

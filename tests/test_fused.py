@@ -146,3 +146,24 @@ def test_fused_checkpoints_resume_fused_or_alone(tmp_path):
     alone, _, info = train(datas[1], _settings(epochs=4), 1, single, progress=False)
     assert info["resumed_from_epoch"] == 2
     _close(alone, straight[1])
+
+
+def test_fused_bf16_channels_last_with_dropout_resumes_exactly(tmp_path):
+    """bf16 autocast, channels_last and dropout 0.5 (the runs' masks come from one shared
+    stream): two epochs, a checkpoint and two more equal four epochs straight, run by run."""
+    from hw5repro.training import train_runs
+
+    datas, seeds = _run_datas(), [0, 1, 2]
+    kw = dict(precision="bf16", channels_last=True, dropout=0.5)
+    straight, _, info = train_runs(datas, _settings(epochs=4, **kw), seeds, progress=False)
+    assert info["precision"] == "bf16" and info["channels_last"] is True
+    paths = [tmp_path / f"r{i}.pt" for i in range(3)]
+    train_runs(datas, _settings(epochs=2, **kw), seeds, paths, progress=False)
+    resumed, _, info = train_runs(datas, _settings(epochs=4, **kw), seeds, paths, progress=False)
+    assert info["resumed_from_epoch"] == 2
+    for a, b in zip(resumed, straight, strict=True):
+        for row_a, row_b in zip(a, b, strict=True):
+            for key in NUMERIC:
+                assert row_a[key] == pytest.approx(row_b[key], abs=0, nan_ok=True), key
+    losses = [row["train_loss"] for row in straight[0]]
+    assert all(0 < loss < 10 for loss in losses)  # finite and sane in bf16

@@ -125,41 +125,48 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
 
 CHILD = """
 import sys, torch
-from hw5repro.training import train, Settings
+from hw5repro.training import train_runs
 sys.path.insert(0, {tests!r})
 from test_training import toy_data, small_settings
 torch.set_num_threads(1)
-metrics, _, _ = train(toy_data(n=512), small_settings(epochs={epochs}), seed=5,
-                      checkpoint={ckpt!r}, progress=False)
+runs = {runs}
+metrics, _, _ = train_runs([toy_data(n=512, seed=i) for i in range(runs)],
+                           small_settings(epochs={epochs}), seeds=[5 + i for i in range(runs)],
+                           checkpoint_paths=[{ckpt!r} + str(i) for i in range(runs)],
+                           progress=False)
 torch.save(metrics, {out!r})
 """
 
 
-def test_sigterm_checkpoints_and_restart_gives_the_same_metrics(tmp_path):
+@pytest.mark.parametrize("runs", [1, 2], ids=["one run", "two runs fused"])
+def test_sigterm_checkpoints_and_restart_gives_the_same_metrics(tmp_path, runs):
     """Kill a training process with SIGTERM mid-run (as SLURM does), restart it, and compare
-    with an uninterrupted run."""
+    with an uninterrupted run; for one run and for two runs fused in one network (dropout on:
+    their masks come from the shared stream, which the checkpoints restore)."""
     tests = os.path.dirname(__file__)
     ckpt, out = str(tmp_path / "ckpt.pt"), str(tmp_path / "metrics.pt")
-    script = CHILD.format(tests=tests, epochs=8, ckpt=ckpt, out=out)
+    script = CHILD.format(tests=tests, runs=runs, epochs=8, ckpt=ckpt, out=out)
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not os.path.exists(ckpt) and time.time() < deadline:  # first epoch done
+    while not os.path.exists(ckpt + "0") and time.time() < deadline:  # first epoch done
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode != 0, "a preempted job must fail so that it is rerun"
     assert "stopped by SIGTERM" in stderr
-    stopped_at = torch.load(ckpt, weights_only=True)["epoch"]
-    assert 1 <= stopped_at < 8 and not os.path.exists(out)
+    stopped = [torch.load(ckpt + str(i), weights_only=True)["epoch"] for i in range(runs)]
+    assert len(set(stopped)) == 1 and 1 <= stopped[0] < 8 and not os.path.exists(out)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
     resumed = torch.load(out, weights_only=True)
     # the uninterrupted baseline runs in an identical process (same thread count)
     ckpt2, out2 = str(tmp_path / "none.pt"), str(tmp_path / "full.pt")
-    baseline = CHILD.format(tests=tests, epochs=8, ckpt=ckpt2, out=out2)
+    baseline = CHILD.format(tests=tests, runs=runs, epochs=8, ckpt=ckpt2, out=out2)
     subprocess.run([sys.executable, "-c", baseline], check=True, timeout=300)
     full = torch.load(out2, weights_only=True)
     strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
-    assert strip(resumed) == strip(full)
+    assert len(resumed) == runs
+    for a, b in zip(resumed, full, strict=True):
+        assert strip(a) == strip(b)
 
 
 def test_nan_loss_stops_with_a_message():
@@ -310,7 +317,10 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
 
     def job(config, run="labels_r1_s0"):
         ckpt = tmp_path / "ckpt.pt"
-        train_job(run, tmp_path / "subset.pt", tmp_path / "corrupted.pt", config, outputs, ckpt)
+        files = vars(outputs)
+        train_job(
+            [run], tmp_path / "subset.pt", [tmp_path / "corrupted.pt"], config, [files], [ckpt]
+        )
         return json.loads(outputs.info.read_text())
 
     first = job(_job_config())

@@ -30,6 +30,7 @@ PACKAGES = [
 #: Keys of results/runs/<run_id>/run.json shown per run.
 RUN_KEYS = [
     "run_id",
+    "job",
     "device",
     "device_name",
     "precision",
@@ -126,6 +127,8 @@ def devices(runs: Sequence[dict]) -> list[dict]:
     seen: dict[tuple, int] = {}
     for run in runs:
         step = "CUDA graph" if run.get("cuda_graphs") else "eager"
+        if run.get("runs_fused", 1) > 1:
+            step += f", {run['runs_fused']} runs fused"
         key = (run["device"], run["device_name"], run["precision"], step)
         seen[key] = seen.get(key, 0) + 1
     return [

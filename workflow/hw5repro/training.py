@@ -75,6 +75,7 @@ class Settings:
     channels_last: object = "auto"
     compile: bool = False
     cuda_graphs: object = "auto"
+    runs_per_job: int = 1
     eval_every: int = 1
     eval_batch_size: int = 1000
     checkpoint_every: int = 10
@@ -301,10 +302,14 @@ def load_model(path: str | Path, map_location="cpu") -> AlexNet:
     return model
 
 
-def train_job(run_id, subset_path, corrupted_path, config, outputs, checkpoint, threads=None):
-    """The Snakemake training job: load the artifacts, train (resuming from a checkpoint of the
-    same run, settings and data), write the metrics CSV, the final model (weights + model
-    settings) and a JSON of facts; the checkpoint is removed at the end."""
+def train_job(
+    runs, subset_path, corrupted_paths, config, outputs, checkpoint_paths, threads=None, job=None
+):
+    """The Snakemake training job of one run, or of several runs fused (``runs_per_job`` > 1):
+    load the artifacts, train (resuming from checkpoints of the same runs, settings and data),
+    and write for every run its metrics CSV, final model (weights + model settings) and a JSON of
+    facts; the checkpoints are removed at the end. ``runs``, ``corrupted_paths``, ``outputs``
+    (each with ``metrics``, ``model`` and ``info`` paths) and ``checkpoint_paths``: one per run."""
     import json
     import platform
 
@@ -316,48 +321,73 @@ def train_job(run_id, subset_path, corrupted_path, config, outputs, checkpoint, 
 
     if threads:
         torch.set_num_threads(int(threads))
-    run = Run.from_name(run_id)
+    runs = [Run.from_name(name) for name in runs]
+    names = [run.name for run in runs]
     subset = torch.load(subset_path, weights_only=True)
-    corrupted = torch.load(corrupted_path, weights_only=True)
+    datas = [
+        RunData.from_artifacts(subset, torch.load(path, weights_only=True))
+        for path in corrupted_paths
+    ]
     settings = Settings.from_config(config)
-    data = RunData.from_artifacts(subset, corrupted)
-    identity = checkpoints.fingerprint(
-        run_id, result_settings(settings), {"subset": subset_path, "corrupted": corrupted_path}
-    )
-    metrics, model, info = train(
-        data, settings, run.seed, checkpoint=checkpoint, desc=run_id, fingerprint=identity
-    )
-    pd.DataFrame(metrics, columns=METRIC_COLUMNS).to_csv(outputs.metrics, index=False)
-    checkpoints.save_atomic(
-        {
-            "model_settings": model_settings(settings),
-            "state_dict": checkpoints.to_cpu(model.state_dict()),
-        },
-        Path(outputs.model),
+    # Fused runs share one dropout stream: a run's result also depends on who it trains with.
+    together = {"fused_with": names} if len(runs) > 1 else {}
+    identities = [
+        checkpoints.fingerprint(
+            run.name,
+            result_settings(settings) | together,
+            {"subset": subset_path, "corrupted": corrupted},
+        )
+        for run, corrupted in zip(runs, corrupted_paths, strict=True)
+    ]
+    metrics, models, info = train_runs(
+        datas,
+        settings,
+        [run.seed for run in runs],
+        checkpoint_paths=list(checkpoint_paths),
+        fingerprints=identities,
+        descs=names,
     )
     device = torch.device(info["device"])
-    train_seconds = sum(row["epoch_seconds"] for row in metrics)
-    info |= {
-        "run_id": run_id,
-        "corruption": run.corruption,
-        "ratio": run.ratio,
-        "seed": run.seed,
+    common = info | {
+        "job": job or names[0],  # runs_fused (from train_runs) says how many runs it trained
+        "job_runs": names,
         "model": model_settings(settings),
         "settings": result_settings(settings),
-        "fingerprint": identity,
-        "parameters": count_parameters(model),
         "device_name": device_name(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "train_images": int(data.train_x.shape[0]),
-        "test_images": int(data.test_x.shape[0]),
-        "train_seconds": train_seconds,
-        "images_per_second": data.train_x.shape[0] * len(metrics) / max(train_seconds, 1e-9),
         "scheduler": {
             key: os.environ[key]
             for key in ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_GPUS", "CUDA_VISIBLE_DEVICES")
             if key in os.environ
         },
     }
-    Path(outputs.info).write_text(json.dumps(info, indent=2))
-    Path(checkpoint).unlink(missing_ok=True)
+    for run, data, rows, model, identity, out in zip(
+        runs, datas, metrics, models, identities, outputs, strict=True
+    ):
+        Path(out["metrics"]).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(out["metrics"], index=False)
+        checkpoints.save_atomic(
+            {
+                "model_settings": model_settings(settings),
+                "state_dict": checkpoints.to_cpu(model.state_dict()),
+            },
+            Path(out["model"]),
+        )
+        train_seconds = sum(row["epoch_seconds"] for row in rows)
+        run_info = common | {
+            "run_id": run.name,
+            "corruption": run.corruption,
+            "ratio": run.ratio,
+            "seed": run.seed,
+            "fingerprint": identity,
+            "parameters": count_parameters(model),
+            "train_images": int(data.train_x.shape[0]),
+            "test_images": int(data.test_x.shape[0]),
+            "train_seconds": train_seconds,
+            # this run's own images per second of the job's training time (fused: K runs share it)
+            "images_per_second": data.train_x.shape[0] * len(rows) / max(train_seconds, 1e-9),
+        }
+        Path(out["info"]).write_text(json.dumps(run_info, indent=2))
+    for path in checkpoint_paths:
+        Path(path).unlink(missing_ok=True)

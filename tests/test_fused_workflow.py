@@ -1,0 +1,124 @@
+"""training.runs_per_job > 1: one Snakemake job trains a group of runs fused, and every run's files
+are exactly where and what they are with one job per run."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import planned_jobs, snakemake, write_config
+from hw5repro.experiment import Run, train_jobs
+
+pytestmark = pytest.mark.slow
+
+#: Six runs (true and random labels, shuffled pixels; two seeds) in two groups of three.
+EXPERIMENT = {
+    "label_ratios": [0.0, 1.0],
+    "input_corruptions": ["shuffled_pixels"],
+    "seeds": [0, 1],
+}
+RUN_NAMES = sorted(
+    f"{kind}_s{seed}"
+    for kind in ("labels_r0", "labels_r1", "shuffled_pixels_r0")
+    for seed in (0, 1)
+)
+GROUPS = {
+    "group0": ["labels_r0_s0", "labels_r1_s0", "shuffled_pixels_r0_s0"],
+    "group1": ["labels_r0_s1", "labels_r1_s1", "shuffled_pixels_r0_s1"],
+}
+
+
+def _config(path, runs_per_job):
+    # dropout 0: a fused run then computes exactly what it computes alone (fp32 on the CPU)
+    return write_config(
+        path,
+        experiment=EXPERIMENT,
+        model={"dropout": 0.0},
+        training={"epochs": 2, "runs_per_job": runs_per_job},
+    )
+
+
+@pytest.fixture(scope="module")
+def fused_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("fused")
+    snakemake(workdir, _config(workdir / "config.yaml", 3), "--cores", "2")
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def separate_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("separate")
+    config = _config(workdir / "config.yaml", 1)
+    snakemake(workdir, config, "--cores", "2", "results/tables/final_metrics.csv")
+    return workdir
+
+
+def test_groups_follow_seed_corruption_ratio():
+    runs = [Run.from_name(name) for name in RUN_NAMES]
+    assert {job.name: job.run_names for job in train_jobs(runs, 3)} == GROUPS
+    assert [job.name for job in train_jobs(runs, 4)] == ["group0", "group1"]
+    assert [len(job.runs) for job in train_jobs(runs, 4)] == [4, 2]
+    assert [job.name for job in train_jobs(runs, 1)] == RUN_NAMES
+    with pytest.raises(ValueError, match="runs_per_job must be at least 1"):
+        train_jobs(runs, 0)
+
+
+def test_one_job_per_group_and_every_run_in_its_usual_place(fused_run):
+    results = fused_run / "results"
+    for group, names in GROUPS.items():
+        log = (results / "logs" / "train" / f"{group}.log").read_text()
+        for name in names:
+            assert log.count(f"{name} epoch ") == 2  # each run's own line, every epoch
+            run_dir = results / "runs" / name
+            info = json.loads((run_dir / "run.json").read_text())
+            assert info["run_id"] == name and info["job"] == group
+            assert info["runs_fused"] == 3 and info["job_runs"] == names
+            assert info["settings"]["runs_per_job"] == 3
+            for file in ("metrics.csv", "model.pt", "run.json"):
+                # the group's file itself (a hard link), not a copy
+                assert (run_dir / file).samefile(results / "groups" / group / name / file)
+            assert not (run_dir / "checkpoint.pt").exists()
+        assert not (results / "groups" / f"{group}.attempts.log").exists()  # job succeeded
+    final = pd.read_csv(results / "tables" / "final_metrics.csv")
+    assert sorted(final["run_id"]) == RUN_NAMES
+    provenance = json.loads((results / "report" / "provenance.json").read_text())
+    assert [d["step"] for d in provenance["devices"]] == ["eager, 3 runs fused"]
+    assert "3 runs fused" in (results / "report" / "index.html").read_text()
+
+
+def test_fused_runs_have_the_metrics_of_runs_trained_alone(fused_run, separate_run):
+    """fp32, dropout 0: the same per-epoch losses and accuracies whether a run was trained in a
+    group of three or in its own job (float tolerance: a grouped convolution sums in another
+    order)."""
+    for name in RUN_NAMES:
+        fused = pd.read_csv(fused_run / "results" / "runs" / name / "metrics.csv")
+        alone = pd.read_csv(separate_run / "results" / "runs" / name / "metrics.csv")
+        for column in ("train_loss", "test_loss"):
+            assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), rel=1e-4)
+        for column in ("train_acc", "test_acc"):
+            assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), abs=4e-3)
+
+
+def test_a_changed_run_reruns_only_its_group(fused_run):
+    config = fused_run / "config.yaml"
+    assert planned_jobs(fused_run, config) == {}
+    corrupted = fused_run / "results" / "data" / "corrupted" / "labels_r1_s1.pt"
+    before = corrupted.stat()
+    corrupted.touch()
+    try:
+        jobs = planned_jobs(fused_run, config)
+    finally:
+        os.utime(corrupted, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert jobs["train"] == 1 and jobs["run_files"] == 3
+    assert "corrupt_dataset" not in jobs and "mnist_subset" not in jobs
+
+
+def test_a_new_seed_adds_a_group_and_retrains_nothing_else(fused_run, tmp_path):
+    config = yaml.safe_load((fused_run / "config.yaml").read_text())
+    config["experiment"]["seeds"] = [0, 1, 2]
+    path = tmp_path / "seed2.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    jobs = planned_jobs(fused_run, path)
+    assert jobs["train"] == 1 and jobs["run_files"] == 3 and jobs["corrupt_dataset"] == 3
