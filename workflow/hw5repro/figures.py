@@ -1,4 +1,5 @@
-"""Figures of the memorisation experiment: the seed's Figure 4 (a-e) and Zhang/Arpit analyses.
+"""Figures of the memorisation experiment: the seed's Figure 4 (a-e), Zhang et al.'s Figure 1
+(a-c) and further Zhang/Arpit analyses.
 
 Every figure is written as PNG and PDF with the same stem. With several seeds, curves show the mean
 and a band of +-1 sd; points show mean +- sd.
@@ -11,8 +12,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
-from .analysis import KIND_LABELS, LABEL_NOISE
+from .analysis import KIND_LABELS, LABEL_NOISE, kind_of
 from .plotting import save_figure
 
 NUM_CLASSES = 10
@@ -25,7 +27,11 @@ FIGURES = (
     "time_to_fit",
     "generalisation_gap",
     "kept_vs_replaced",
+    "zhang_figure1",
 )
+#: Zhang et al.'s kinds of data in their Figure 1 (a), in its legend order (no partial labels).
+ZHANG_KINDS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
+KIND_COLOURS = dict(zip(ZHANG_KINDS, sns.color_palette("deep", len(ZHANG_KINDS)), strict=True))
 
 
 def _style() -> None:
@@ -269,6 +275,102 @@ def _kept_vs_replaced(epochs: pd.DataFrame, stem: Path) -> None:
     save_figure(fig, stem)
 
 
+def mean_sd(frame: pd.DataFrame, by: str | list[str], column: str) -> pd.DataFrame:
+    """Mean, sample sd (ddof=1, as seaborn's errorbar="sd") and number of values of ``column``
+    per group of ``by``, groups sorted; missing values (a run that never fitted) are left out of
+    all three, so ``n`` counts the values the mean is over and sd is NaN where ``n`` < 2."""
+    stats = frame.groupby(by, sort=True)[column].agg(mean="mean", sd="std", n="count")
+    return stats.reset_index()
+
+
+def _mean_band(ax, stats: pd.DataFrame, x: str, colour, label: str, **line) -> None:
+    """The mean as a line and a shaded band of +-1 sd wherever it is over two or more values."""
+    ax.plot(stats[x], stats["mean"], color=colour, label=label, **line)
+    spread = (stats["n"] > 1).to_numpy()
+    if spread.any():
+        ax.fill_between(
+            stats[x],
+            stats["mean"] - stats["sd"],
+            stats["mean"] + stats["sd"],
+            where=spread,
+            color=colour,
+            alpha=0.25,
+            linewidth=0,
+        )
+
+
+def _nothing(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", transform=ax.transAxes)
+
+
+def _zhang_figure1(epochs: pd.DataFrame, final: pd.DataFrame, threshold: float, stem) -> None:
+    """Zhang et al.'s Figure 1 from these runs, mean and +-1 sd band over seeds: (a) training
+    loss per kind of data, (b) epochs to fit and (c) test error against label noise."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(16, 4.6))
+    pairs = zip(epochs.corruption, epochs.ratio, strict=True)
+    kinds = epochs.assign(kind=[kind_of(corruption, ratio) for corruption, ratio in pairs])
+    for kind in ZHANG_KINDS:
+        rows = kinds[kinds.kind == kind]
+        if len(rows):
+            stats = mean_sd(rows, "epoch", "train_loss")
+            _mean_band(a, stats, "epoch", KIND_COLOURS[kind], KIND_LABELS[kind])
+    a.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="(a) learning curves")
+    a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    a.legend(fontsize="small")
+
+    labels = final[final.corruption == LABEL_NOISE]
+    never = int(final["epochs"].max()) + 1 if len(final) else 1
+    if labels.empty:
+        _nothing(b, "no label-noise runs")
+        _nothing(c, "no label-noise runs")
+    else:
+        fit = mean_sd(labels, "ratio", "epochs_to_fit")
+        _mean_band(b, fit, "ratio", "C0", "mean of the runs that fitted", marker="o")
+        unfit = labels[labels.epochs_to_fit.isna()]
+        if len(unfit):
+            b.scatter(
+                unfit.ratio,
+                [never] * len(unfit),
+                marker="x",
+                color="C3",
+                s=60,
+                zorder=3,
+                label=f"not fitted in {never - 1} epochs (not in the mean)",
+            )
+            runs = labels.groupby("ratio").size()
+            for ratio in sorted(set(unfit.ratio)):
+                fitted = int(fit.loc[fit.ratio == ratio, "n"].iloc[0])
+                b.annotate(
+                    f"{fitted}/{runs[ratio]} fitted",
+                    (ratio, never),
+                    xytext=(0, 7),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize="small",
+                    color="C3",
+                )
+        b.set_ylim(0, never * 1.2)
+        b.set_xlim(-0.1, 1.1)
+        b.legend(fontsize="small", loc="lower right")
+        error = mean_sd(labels, "ratio", "test_error")
+        _mean_band(c, error, "ratio", "C0", "test error", marker="o")
+        chance = 1 - 1 / NUM_CLASSES
+        c.axhline(chance, color="grey", linestyle="--", label=f"chance ({chance:.0%})")
+        c.set_ylim(-0.02, 1.0)
+        c.legend(fontsize="small", loc="lower right")
+    b.set(
+        xlabel="fraction of random labels",
+        ylabel=f"epochs to {threshold:.0%} train acc.",
+        title="(b) convergence slowdown",
+    )
+    c.set(
+        xlabel="fraction of random labels",
+        ylabel="test error",
+        title="(c) generalisation error growth",
+    )
+    save_figure(fig, stem)
+
+
 def figures_job(epochs_csv, final_csv, summary_csv, threshold: float, out_dir) -> None:
     """The Snakemake job: every figure of problem 6 as PNG and PDF in ``out_dir``."""
     _style()
@@ -301,3 +403,4 @@ def figures_job(epochs_csv, final_csv, summary_csv, threshold: float, out_dir) -
     _time_to_fit(final, summary, threshold, out / "time_to_fit")
     _generalisation_gap(final, out / "generalisation_gap")
     _kept_vs_replaced(epochs, out / "kept_vs_replaced")
+    _zhang_figure1(epochs, final, threshold, out / "zhang_figure1")
