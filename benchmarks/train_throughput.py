@@ -3,11 +3,24 @@ model and batch size. Writes a JSON record under benchmarks/results/.
 
     python benchmarks/train_throughput.py --width 0.125 --images 2048 --epochs 3       # CPU
     python benchmarks/train_throughput.py --device cuda --width 1 --images 6000 --epochs 5
+    python benchmarks/train_throughput.py --fused 2 --separate --threads 2  # fused vs separate jobs
 
 Throughput is measured on random MNIST-shaped data (the speed of a step does not depend on pixel
 values); the first epoch of each loop is a warm-up and is not timed. On a GPU the record also gives
 the achieved TFLOP/s of the fast loop (model FLOPs from torch.utils.flop_counter) and its share of
 the device's dense bf16 peak.
+
+With ``--fused K --separate`` the same K runs are also trained as K separate jobs, as
+``snakemake --cores N`` runs them side by side on one machine: K processes of this script (worker
+mode ``--job I``), started together, each training one run with the workflow's loop on the same
+device (CUDA-graph steps on a GPU, eager steps on the CPU) with ``threads // K`` threads (at least
+1), so that they use the CPU cores the one fused process uses. Each job sets up and runs its
+warm-up epoch, then waits at a common start; released together, each times its own epochs. The
+primary number, ``separate_images_per_s``, is the work of all K jobs over the wall time from the
+common start to the end of the last job (K * images * epochs / wall); the sum of the jobs' own
+images/s (``separate_summed_images_per_s``) is at least as large and equal to it only when the
+jobs overlap perfectly. ``fused_vs_separate`` is ``fused_images_per_s`` (the workflow's fused
+loop: graphed on CUDA, eager on the CPU) over the primary number.
 """
 
 from __future__ import annotations
@@ -15,7 +28,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+import hw5repro
 from hw5repro.device import device_name, resolve_channels_last, resolve_device, resolve_precision
 from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import AlexNet, count_parameters
@@ -50,10 +67,13 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_loop(step_epoch, device, epochs: int) -> float:
-    """Seconds per epoch over ``epochs`` timed epochs after one warm-up epoch."""
+def time_loop(step_epoch, device, epochs: int, before_timing=None) -> float:
+    """Seconds per epoch over ``epochs`` timed epochs after one warm-up epoch; ``before_timing``
+    (a separate job's wait at the common start) is called between the two."""
     step_epoch()
     _sync(device)
+    if before_timing:
+        before_timing()
     start = time.perf_counter()
     for _ in range(epochs):
         step_epoch()
@@ -61,7 +81,153 @@ def time_loop(step_epoch, device, epochs: int) -> float:
     return (time.perf_counter() - start) / epochs
 
 
-def main(argv=None) -> dict:
+class Bench:
+    """What the loops of one measurement share: settings, device, precision, memory format and
+    the random MNIST-shaped data (the same in every process: a generator seeded 0)."""
+
+    def __init__(self, args):
+        self.args = args
+        self.device = resolve_device(args.device)
+        self.precision = resolve_precision(args.precision, self.device)
+        self.channels_last = resolve_channels_last("auto", self.device)
+        self.fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        gen = torch.Generator().manual_seed(0)
+        self.x = torch.rand(args.images, 1, 28, 28, generator=gen)
+        self.y = torch.randint(0, 10, (args.images,), generator=gen)
+        self.xd = self.yd = None
+
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
+        return contextlib.nullcontext()
+
+    def fast_epoch(self, graphed: bool, seed: int = 0):
+        """One run (model and batch order seeded ``seed``) with the workflow's fast loop: data
+        resident on the device, device-side permutation, no per-step sync; eager steps, or the
+        same step captured in CUDA graphs (what the workflow uses on CUDA). Returns the epoch
+        (a callable) and the model."""
+        a, device = self.args, self.device
+        if self.xd is None:
+            if device.type == "cuda":
+                torch.backends.cudnn.benchmark = True
+            self.xd, self.yd = self.x.to(device, memory_format=self.fmt), self.y.to(device)
+        torch.manual_seed(seed)
+        model = AlexNet(width=a.width).to(device, memory_format=self.fmt)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        step = EagerStep(model, opt, minibatch_loss(model, self.xd, self.yd, self.autocast))
+        if graphed:
+            step = GraphedStep(step, batch_sizes(a.images, a.batch_size))
+        gen = torch.Generator(device=device).manual_seed(seed)
+        return (lambda: run_epoch(step, a.images, a.batch_size, gen)), model
+
+    def fused_epoch(self, graphed: bool, fmt=None):
+        """K = ``--fused`` runs (own weights, own batch of ``batch_size``; run i seeded i, as the
+        separate job i) fused in one network; one epoch of all K runs (a callable)."""
+        a, device, k = self.args, self.device, self.args.fused
+        fmt = fmt or self.fmt
+        models = []
+        for i in range(k):
+            torch.manual_seed(i)
+            models.append(AlexNet(width=a.width))
+        model = FusedAlexNet(models).to(device, memory_format=fmt)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        xk = self.x.squeeze(1).expand(k, *self.x.shape[:1], 28, 28).to(device)
+        yk = self.y.expand(k, -1).to(device)
+        step = EagerStep(model, opt, fused_minibatch_loss(model, xk, yk, self.autocast, fmt))
+        if graphed:
+            step = GraphedStep(step, batch_sizes(a.images, a.batch_size), runs=k)
+        gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
+        return lambda: run_epoch(step, a.images, a.batch_size, gens)
+
+
+# A separate job's lines to the benchmark on its stdout (anything else it prints is passed on).
+READY, RESULT = "separate-job ready", "separate-job result "
+
+
+def separate_job(args) -> dict:
+    """Worker mode (``--job I``): train run I alone with the workflow's loop on this device,
+    report ready after the warm-up epoch, wait for the common start (a line on stdin), time the
+    epochs and report them as one JSON line."""
+    bench = Bench(args)
+    graphed = bench.device.type == "cuda"
+    epoch, _ = bench.fast_epoch(graphed=graphed, seed=args.job)
+
+    def wait_for_start():
+        print(READY, flush=True)
+        sys.stdin.readline()
+
+    seconds = time_loop(epoch, bench.device, args.epochs, before_timing=wait_for_start)
+    result = {
+        "job": args.job,
+        "pid": os.getpid(),
+        "threads": torch.get_num_threads(),
+        "graphed": graphed,
+        "seconds_per_epoch": seconds,
+    }
+    print(RESULT + json.dumps(result), flush=True)
+    return result
+
+
+def _read_until(proc, prefix: str) -> str:
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip()
+        sys.stderr.write(line)
+    raise RuntimeError(f"separate job ended (rc {proc.wait()}) before {prefix.strip()!r}")
+
+
+def separate_jobs(bench: Bench, k: int, threads: int) -> dict:
+    """Runs 0..K-1 as K separate jobs side by side (see the module docstring); the record's
+    ``separate_*`` fields."""
+    a = bench.args
+    cmd = [sys.executable, __file__, "--device", str(bench.device), "--width", str(a.width)]
+    cmd += ["--images", str(a.images), "--batch-size", str(a.batch_size)]
+    cmd += ["--epochs", str(a.epochs), "--precision", bench.precision, "--threads", str(threads)]
+    workflow_dir = str(Path(hw5repro.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([workflow_dir, os.getenv("PYTHONPATH", "")])}
+    procs = []
+    try:
+        for i in range(k):
+            procs.append(
+                subprocess.Popen(
+                    [*cmd, "--job", str(i)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env,
+                )
+            )
+        for proc in procs:
+            _read_until(proc, READY)
+        start = time.perf_counter()
+        for proc in procs:  # the common start
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        jobs = [json.loads(_read_until(proc, RESULT)) for proc in procs]
+        wall = time.perf_counter() - start
+        for proc in procs:
+            if proc.wait() != 0:
+                raise RuntimeError(f"separate job exited with rc {proc.returncode}")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdin.close()
+            proc.stdout.close()
+    job_ips = [a.images / job["seconds_per_epoch"] for job in jobs]
+    return {
+        "separate_jobs": k,
+        "separate_loop": "graphed" if jobs[0]["graphed"] else "eager",
+        "separate_threads_per_job": [job["threads"] for job in jobs],
+        "separate_job_images_per_s": job_ips,
+        "separate_wall_seconds": wall,
+        "separate_images_per_s": k * a.images * a.epochs / wall,
+        "separate_summed_images_per_s": sum(job_ips),
+    }
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--width", type=float, default=0.125)
@@ -80,23 +246,27 @@ def main(argv=None) -> dict:
         "--eval-images", type=int, default=16_000, help="6,000 train + 10,000 test at paper scale"
     )
     parser.add_argument("--fused", type=int, default=0, help="also time K runs fused in one step")
+    parser.add_argument(
+        "--separate",
+        action="store_true",
+        help="also time the --fused K runs as K separate jobs (processes) side by side",
+    )
+    parser.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)  # worker mode
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
+    if args.separate and args.fused < 2:
+        parser.error("--separate needs --fused K with K >= 2")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    device = resolve_device(args.device)
-    precision = resolve_precision(args.precision, device)
-    channels_last = resolve_channels_last("auto", device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(args.images, 1, 28, 28, generator=gen)
-    y = torch.randint(0, 10, (args.images,), generator=gen)
-
-    def autocast():
-        if precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
-        return contextlib.nullcontext()
+    if args.job is not None:
+        return separate_job(args)
+    bench = Bench(args)
+    device, fmt, x, y = bench.device, bench.fmt, bench.x, bench.y
 
     # Seed-style: DataLoader over host tensors, fp32, per-step .item().
     torch.manual_seed(0)
@@ -107,69 +277,51 @@ def main(argv=None) -> dict:
         device,
         args.epochs,
     )
-    # Fast: data resident on the device, device-side permutation, no per-step sync; eager steps,
-    # and on CUDA the same step captured in CUDA graphs (what the workflow uses there).
+    # Fast: eager steps and, on CUDA, the step replayed from CUDA graphs.
+    epoch, fast_model = bench.fast_epoch(graphed=False)
+    eager_s = time_loop(epoch, device, args.epochs)
+    graphed_s = None
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    xd, yd = x.to(device, memory_format=fmt), y.to(device)
-    perm_gen = torch.Generator(device=device).manual_seed(0)
-
-    def fast_loop(graphed: bool):
-        torch.manual_seed(0)
-        model = AlexNet(width=args.width).to(device, memory_format=fmt)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        step = EagerStep(model, opt, minibatch_loss(model, xd, yd, autocast))
-        if graphed:
-            step = GraphedStep(step, batch_sizes(args.images, args.batch_size))
-        seconds = time_loop(
-            lambda: run_epoch(step, args.images, args.batch_size, perm_gen), device, args.epochs
-        )
-        return seconds, model
-
-    eager_s, fast_model = fast_loop(graphed=False)
-    graphed_s = fast_loop(graphed=True)[0] if device.type == "cuda" else None
+        graphed_s = time_loop(bench.fast_epoch(graphed=True)[0], device, args.epochs)
     fast_s = min(eager_s, graphed_s or eager_s)
 
-    def fused_loop(graphed: bool, fmt=fmt) -> float:
-        """K runs (own weights, own batch of ``batch_size``) fused in one network; seconds per
-        epoch of all K runs."""
-        k = args.fused
-        models = []
-        for i in range(k):
-            torch.manual_seed(i)
-            models.append(AlexNet(width=args.width))
-        model = FusedAlexNet(models).to(device, memory_format=fmt)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        xk = x.squeeze(1).expand(k, *x.shape[:1], 28, 28).to(device)
-        yk = y.expand(k, -1).to(device)
-        step = EagerStep(model, opt, fused_minibatch_loss(model, xk, yk, autocast, fmt))
-        if graphed:
-            step = GraphedStep(step, batch_sizes(args.images, args.batch_size), runs=k)
-        gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
-        return time_loop(
-            lambda: run_epoch(step, args.images, args.batch_size, gens), device, args.epochs
+    def fused_ips(graphed: bool, fmt=fmt) -> float:
+        return (
+            args.fused
+            * args.images
+            / time_loop(bench.fused_epoch(graphed, fmt), device, args.epochs)
         )
 
     fused = {}
     if args.fused > 1:
         fused["fused_runs"] = args.fused
-        fused["fused_eager_images_per_s"] = args.fused * args.images / fused_loop(graphed=False)
+        fused["fused_threads"] = torch.get_num_threads()
+        fused["fused_eager_images_per_s"] = fused_ips(graphed=False)
         if device.type == "cuda":
-            fused["fused_graphed_images_per_s"] = (
-                args.fused * args.images / fused_loop(graphed=True)
+            fused["fused_graphed_images_per_s"] = fused_ips(graphed=True)
+            fused["fused_graphed_nchw_images_per_s"] = fused_ips(
+                graphed=True, fmt=torch.contiguous_format
             )
-            fused["fused_graphed_nchw_images_per_s"] = (
-                args.fused * args.images / fused_loop(graphed=True, fmt=torch.contiguous_format)
-            )
+        # the workflow's fused loop: graphed on CUDA, eager on the CPU
+        fused["fused_images_per_s"] = fused.get(
+            "fused_graphed_images_per_s", fused["fused_eager_images_per_s"]
+        )
         best = max(v for key, v in fused.items() if key.endswith("images_per_s"))
         fused["fused_vs_one_separate_job"] = best / (args.images / fast_s)
+    if args.separate:
+        threads = max(1, torch.get_num_threads() // args.fused)
+        fused.update(separate_jobs(bench, args.fused, threads))
+        fused["fused_vs_separate"] = fused["fused_images_per_s"] / fused["separate_images_per_s"]
+        fused["fused_vs_separate_summed"] = (
+            fused["fused_images_per_s"] / fused["separate_summed_images_per_s"]
+        )
     # Evaluation (eval mode, every image) of the 6,000 training + 10,000 test images of the
     # paper-scale run, per epoch, at each evaluation batch size asked for.
     eval_x = torch.rand(args.eval_images, 1, 28, 28, device=device).to(memory_format=fmt)
     eval_y = torch.randint(0, 10, (args.eval_images,), device=device)
     eval_s = {
         size: time_loop(
-            lambda size=size: evaluate(fast_model, eval_x, eval_y, size, autocast),
+            lambda size=size: evaluate(fast_model, eval_x, eval_y, size, bench.autocast),
             device,
             args.epochs,
         )
@@ -191,8 +343,8 @@ def main(argv=None) -> dict:
         "images": args.images,
         "batch_size": args.batch_size,
         "timed_epochs": args.epochs,
-        "precision_fast": precision,
-        "channels_last_fast": channels_last,
+        "precision_fast": bench.precision,
+        "channels_last_fast": bench.channels_last,
         "precision_seed_style": "fp32",
         "seed_style_images_per_s": seed_ips,
         "eager_images_per_s": args.images / eager_s,
@@ -214,9 +366,8 @@ def main(argv=None) -> dict:
         record["share_of_bf16_peak"] = fast_ips * flops / peak if peak else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = (
-        f"train_throughput_{device.type}_w{args.width:g}{'_fused' if args.fused > 1 else ''}.json"
-    )
+    kind = ("_fused" if args.fused > 1 else "") + ("_separate" if args.separate else "")
+    name = f"train_throughput_{device.type}_w{args.width:g}{kind}.json"
     (out / name).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return record

@@ -32,6 +32,7 @@ def test_throughput_record(tmp_path):
             "1",
             "--fused",
             "2",
+            "--separate",
             "--eval-batch-sizes",
             "64,256",
             "--eval-images",
@@ -40,7 +41,7 @@ def test_throughput_record(tmp_path):
             str(tmp_path),
         ]
     )
-    saved = json.loads((tmp_path / "train_throughput_cpu_w0.125_fused.json").read_text())
+    saved = json.loads((tmp_path / "train_throughput_cpu_w0.125_fused_separate.json").read_text())
     assert saved["speedup"] == pytest.approx(record["speedup"])
     assert saved["seed_style_images_per_s"] > 0 and saved["fast_images_per_s"] > 0
     # forward+backward FLOPs of the 1/8-width model, counted by torch.utils.flop_counter
@@ -48,6 +49,28 @@ def test_throughput_record(tmp_path):
     assert saved["graphed_images_per_s"] is None  # CUDA graphs only on a GPU
     assert set(saved["eval_images_per_s"]) == {"64", "256"}
     assert saved["fused_runs"] == 2 and saved["fused_eager_images_per_s"] > 0
+    # the workflow's fused loop on the CPU is the eager one, timed in this process
+    assert saved["fused_images_per_s"] == saved["fused_eager_images_per_s"]
+    threads = saved["fused_threads"]
+    assert threads == saved["threads"] >= 1
+    # the same 2 runs as 2 separate processes side by side, eager, sharing the fused run's threads
+    assert saved["separate_jobs"] == 2 and saved["separate_loop"] == "eager"
+    assert saved["separate_threads_per_job"] == [max(1, threads // 2)] * 2
+    jobs = saved["separate_job_images_per_s"]
+    assert len(jobs) == 2 and all(v > 0 for v in jobs)
+    assert saved["separate_summed_images_per_s"] == pytest.approx(sum(jobs))
+    assert saved["separate_wall_seconds"] > 0
+    assert saved["separate_images_per_s"] == pytest.approx(
+        2 * 128 * 1 / saved["separate_wall_seconds"]
+    )
+    # the jobs' own times lie within the wall time from the common start to the last end
+    assert saved["separate_images_per_s"] <= saved["separate_summed_images_per_s"] * (1 + 1e-9)
+    assert saved["fused_vs_separate"] == pytest.approx(
+        saved["fused_images_per_s"] / saved["separate_images_per_s"]
+    )
+    assert saved["fused_vs_separate_summed"] == pytest.approx(
+        saved["fused_images_per_s"] / saved["separate_summed_images_per_s"]
+    )
 
 
 def test_paper_scale_flops_per_image():
