@@ -6,6 +6,10 @@ the finished report, and what the run's own files say about where the time went.
 
 Reads results/benchmarks/**/*.tsv (Snakemake's per-job wall times), results/runs/*/run.json
 (device, images/s, train and eval seconds) and results/runs/*/metrics.csv.
+
+A run stopped at its time limit gets a record too, with ``--partial``: ``"finished": false``, the
+epochs every run had reached (from the training logs, one line per run and epoch) and the wall
+time that the whole run would take at that pace (``--epochs``, ``--runs``: what was asked for).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -54,6 +59,33 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
     return runs
 
 
+#: A training log's line for one run and epoch (hw5repro.training._metrics_row).
+EPOCH_LINE = re.compile(r"(?P<run>\S+) epoch (?P<epoch>\d+) train_loss ")
+
+
+def epochs_reached(workdir: Path) -> dict[str, int]:
+    """The last epoch each run logged, over every training job's log."""
+    reached: dict[str, int] = {}
+    for log in sorted((workdir / "results" / "logs" / "train").glob("*.log")):
+        for m in EPOCH_LINE.finditer(log.read_text(errors="replace")):
+            reached[m["run"]] = max(reached.get(m["run"], 0), int(m["epoch"]))
+    return reached
+
+
+def partial_record(workdir: Path, wall: float, runs: int, epochs: int) -> dict:
+    """Where a run stopped at its time limit stood, and its pace: the wall time of the whole run
+    if the rest went as fast as the epochs done so far (start-up included, so an upper bound)."""
+    reached = epochs_reached(workdir)
+    done = sum(reached.values())
+    return {
+        "finished": False,
+        "epochs_reached": reached,
+        "run_epochs_done": done,
+        "run_epochs_asked": runs * epochs,
+        "projected_wall_seconds": wall * runs * epochs / done if done else None,
+    }
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", default=".")
@@ -61,10 +93,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--command", required=True)
     parser.add_argument("--preset", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--partial", action="store_true", help="the run stopped at its limit")
+    parser.add_argument("--runs", type=int, help="runs asked for (with --partial)")
+    parser.add_argument("--epochs", type=int, help="epochs per run asked for (with --partial)")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     report = workdir / "results" / "report" / "index.html"
-    if not report.is_file():
+    if args.partial:
+        if not (args.runs and args.epochs):
+            parser.error("--partial needs --runs and --epochs")
+    elif not report.is_file():
         raise SystemExit(f"no finished report at {report}: the workflow did not complete")
     runs = run_summaries(workdir)
     jobs = job_seconds(workdir)
@@ -75,6 +113,8 @@ def main(argv=None) -> dict:
         "command": args.command,
         "runs": len(runs),
         "workflow_wall_seconds": args.wall,
+        "finished": True,
+        "train_jobs": len([k for k in jobs if k.startswith("train")]),
         "device_name": next(iter(runs.values()))["device_name"] if runs else None,
         "python": platform.python_version(),
         "train_job_seconds": {k: v for k, v in jobs.items() if k.startswith("train")},
@@ -83,6 +123,8 @@ def main(argv=None) -> dict:
         "summed_eval_seconds": sum(r["eval_seconds"] for r in runs.values()),
         "run_details": runs,
     }
+    if args.partial:
+        record |= partial_record(workdir, args.wall, args.runs, args.epochs)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")

@@ -128,6 +128,7 @@ def test_workflow_record_of_a_finished_run(smoke_run, tmp_path):
     saved = json.loads(out.read_text())
     assert saved["benchmark"] == "workflow" and saved["workflow_wall_seconds"] == 97.5
     assert saved["runs"] == 12 == len(saved["train_job_seconds"]) == len(record["run_details"])
+    assert saved["finished"] is True and saved["train_jobs"] == 12
     assert {"fetch_mnist", "mnist_subset", "report/report"} <= set(saved["other_job_seconds"])
     details = saved["run_details"]["labels_r1_s0"]
     assert details["cuda_graphs"] is False and details["epochs"] >= 1
@@ -152,11 +153,40 @@ def test_workflow_record_refuses_an_unfinished_run(tmp_path):
         )
 
 
+def test_workflow_record_of_a_run_stopped_at_its_limit(tmp_path):
+    """--partial: the epochs each run reached, from the training jobs' logs (a fused group's log
+    has a line per run and epoch), and the pace's projection of the whole run."""
+    logs = tmp_path / "results" / "logs" / "train"
+    logs.mkdir(parents=True)
+    line = "2026-11-27 10:00:00 INFO {} epoch {} train_loss 2.3 train_acc 0.1 test_acc 0.1 (1s)\n"
+    (logs / "group0.log").write_text(
+        "".join(
+            line.format(run, e) for e in (1, 2, 3) for run in ("labels_r0_s0", "gaussian_r0_s0")
+        )
+    )
+    (logs / "group1.log").write_text(line.format("labels_r0_s1", 1) + "Traceback: interrupted\n")
+    out = tmp_path / "zhang.json"
+    args = ["--workdir", str(tmp_path), "--wall", "70", "--command", "snakemake --cores 8"]
+    args += ["--preset", "config/zhang.yaml", "--out", str(out), "--partial"]
+    with pytest.raises(SystemExit):
+        workflow_record.main(args)  # --partial needs what was asked for
+    record = workflow_record.main([*args, "--runs", "27", "--epochs", "150"])
+    assert json.loads(out.read_text()) == record
+    assert record["finished"] is False and record["benchmark"] == "workflow"
+    assert record["epochs_reached"] == {"labels_r0_s0": 3, "gaussian_r0_s0": 3, "labels_r0_s1": 1}
+    assert record["run_epochs_done"] == 7 and record["run_epochs_asked"] == 27 * 150
+    assert record["projected_wall_seconds"] == pytest.approx(70 * 27 * 150 / 7)
+
+
 def test_readme_figures_regenerate_from_the_committed_gpu_csv(tmp_path):
     csv = REPO / "benchmarks/results/gpu/2234255-first-run/paper_sweep_epochs.csv"
     written = plot_gpu_records.main(["--epochs", str(csv), "--out", str(tmp_path)])
     assert [p.name for p in written] == ["test_error.png", "kept_vs_replaced.png"]
     assert all(p.stat().st_size > 10_000 for p in written)
+    study = plot_gpu_records.main(
+        ["--epochs", str(csv), "--out", str(tmp_path), "--figures", "zhang_figure1"]
+    )
+    assert [p.name for p in study] == ["zhang_figure1.png"] and study[0].stat().st_size > 10_000
 
 
 def test_gpu_check_fails_loudly(tmp_path):

@@ -23,7 +23,7 @@ from hw5repro.settings import (
 
 
 def test_presets_are_valid(tmp_path):
-    for preset in ("config", "smoke", "laptop"):
+    for preset in ("config", "smoke", "laptop", "zhang"):
         proc = snakemake(tmp_path, REPO / "config" / f"{preset}.yaml", "-n", "--quiet", "rules")
         assert proc.returncode == 0
 
@@ -81,7 +81,7 @@ def test_config_yaml_is_the_full_paper_configuration_and_the_defaults():
     validate(copy.deepcopy(config), str(REPO / "config" / "schema.yaml"))
 
 
-@pytest.mark.parametrize("name", ["smoke", "laptop"])
+@pytest.mark.parametrize("name", ["smoke", "laptop", "zhang"])
 def test_presets_are_overlays_listing_only_what_differs(name):
     paper, overlay = dict(leaves(load("config"))), dict(leaves(load(name)))
     assert overlay and set(overlay) <= set(paper)

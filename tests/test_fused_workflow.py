@@ -2,13 +2,12 @@
 are exactly where and what they are with one job per run."""
 
 import json
-import os
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import planned_jobs, snakemake, write_config
+from conftest import REPO, edited, planned_jobs, preset_config, snakemake, write_config
 from hw5repro.experiment import Run, train_jobs
 
 pytestmark = pytest.mark.slow
@@ -31,12 +30,20 @@ GROUPS = {
 
 
 def _config(path, runs_per_job):
-    # dropout 0: a fused run then computes exactly what it computes alone (fp32 on the CPU)
+    # Dropout 0: a fused run then computes what it computes alone (fp32 on the CPU). Training
+    # from He initialisation is chaotic at first: a larger learning rate, or oneDNN's
+    # channels_last grouped convolutions (which sum in another order, ~1e-5), grow the float
+    # differences of one step to 1e-3 in a few; this setting keeps them at float level.
     return write_config(
         path,
         experiment=EXPERIMENT,
         model={"dropout": 0.0},
-        training={"epochs": 2, "runs_per_job": runs_per_job},
+        training={
+            "epochs": 2,
+            "lr": 0.002,
+            "channels_last": False,
+            "runs_per_job": runs_per_job,
+        },
     )
 
 
@@ -104,15 +111,11 @@ def test_fused_runs_have_the_metrics_of_runs_trained_alone(fused_run, separate_r
 def test_a_changed_run_reruns_only_its_group(fused_run):
     config = fused_run / "config.yaml"
     assert planned_jobs(fused_run, config) == {}
-    corrupted = fused_run / "results" / "data" / "corrupted" / "labels_r1_s1.pt"
-    before = corrupted.stat()
-    corrupted.touch()
-    try:
+    with edited(fused_run / "results" / "data" / "corrupted" / "labels_r1_s1.pt"):
         jobs = planned_jobs(fused_run, config)
-    finally:
-        os.utime(corrupted, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert jobs["train"] == 1 and jobs["run_files"] == 3
     assert "corrupt_dataset" not in jobs and "mnist_subset" not in jobs
+    assert planned_jobs(fused_run, config) == {}
 
 
 def test_a_new_seed_adds_a_group_and_retrains_nothing_else(fused_run, tmp_path):
@@ -122,3 +125,15 @@ def test_a_new_seed_adds_a_group_and_retrains_nothing_else(fused_run, tmp_path):
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     jobs = planned_jobs(fused_run, path)
     assert jobs["train"] == 1 and jobs["run_files"] == 3 and jobs["corrupt_dataset"] == 3
+
+
+def test_zhang_preset_is_the_whole_study_in_three_fused_jobs(tmp_path):
+    """config/zhang.yaml: 6 label ratios + 3 input corruptions, 3 seeds, paper scale; one job
+    per seed trains its nine runs fused."""
+    config = preset_config("zhang")
+    paper = preset_config("config")
+    assert config["model"] == paper["model"] and config["data"] == paper["data"]
+    assert config["training"] | {"runs_per_job": 1} == paper["training"]
+    jobs = planned_jobs(tmp_path, REPO / "config" / "zhang.yaml")
+    assert jobs["corrupt_dataset"] == 27 and jobs["run_files"] == 27
+    assert jobs["train"] == 3

@@ -35,6 +35,7 @@ RUN_KEYS = [
     "device_name",
     "precision",
     "cuda_graphs",
+    "runs_fused",
     "parameters",
     "wall_seconds",
     "train_seconds",
