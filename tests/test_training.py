@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 import torch
 
@@ -337,6 +338,34 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
     model = load_model(outputs.model)
     assert sum(p.numel() for p in model.parameters()) == first["parameters"]
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_a_fused_job_writes_each_run_and_ties_its_checkpoints_to_the_group(tmp_path):
+    """Two runs in one job: each run's own files and facts; a run's fingerprint also names the
+    runs it trained with (they share the dropout stream), so it differs from the run alone."""
+    from hw5repro.training import train_job
+
+    _job_artifacts(tmp_path)
+    names = ["labels_r1_s0", "labels_r1_s1"]
+    outputs = [{key: tmp_path / name / file for key, file in FILES.items()} for name in names]
+    checkpoints = [tmp_path / name / "checkpoint.pt" for name in names]
+    corrupted = [tmp_path / "corrupted.pt"] * 2
+    config = _job_config(runs_per_job=2)
+    train_job(names, tmp_path / "subset.pt", corrupted, config, outputs, checkpoints, job="group0")
+    infos = [json.loads(out["info"].read_text()) for out in outputs]
+    assert [info["run_id"] for info in infos] == names and infos[0]["seed"] == 0
+    assert all(info["job"] == "group0" and info["job_runs"] == names for info in infos)
+    assert all(info["runs_fused"] == 2 for info in infos)
+    assert infos[0]["fingerprint"] != infos[1]["fingerprint"]
+    metrics = [pd.read_csv(out["metrics"]) for out in outputs]
+    assert not metrics[0]["train_loss"].equals(metrics[1]["train_loss"])  # own seeds
+    assert not any(path.exists() for path in checkpoints)
+    alone = {key: tmp_path / "alone" / file for key, file in FILES.items()}
+    train_job(names[:1], tmp_path / "subset.pt", corrupted[:1], config, [alone], [tmp_path / "c"])
+    assert json.loads(alone["info"].read_text())["fingerprint"] != infos[0]["fingerprint"]
+
+
+FILES = {"metrics": "metrics.csv", "model": "model.pt", "info": "run.json"}
 
 
 def test_a_training_job_on_the_cpu_warns_at_its_start(monkeypatch, caplog):
