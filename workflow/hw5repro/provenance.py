@@ -128,7 +128,7 @@ def devices(runs: Sequence[dict]) -> list[dict]:
     seen: dict[tuple, int] = {}
     for run in runs:
         step = "CUDA graph" if run.get("cuda_graphs") else "eager"
-        if run.get("runs_fused", 1) > 1:
+        if (run.get("runs_fused") or 1) > 1:
             step += f", {run['runs_fused']} runs fused"
         key = (run["device"], run["device_name"], run["precision"], step)
         seen[key] = seen.get(key, 0) + 1
