@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -84,6 +85,29 @@ def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True, *
             f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-8000:]}"
         )
     return proc
+
+
+def fresh_copy(dst: Path) -> Path:
+    """The checkout's files as a fresh clone of it has them (tracked and new files that git does
+    not ignore; symbolic links kept as links, e.g. ./slurm), without results/, .snakemake/ or
+    resources/: a user's command then runs at the root of this copy, and its results do not
+    land in the checkout the tests run from."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        src, target = REPO / name, dst / name
+        if not (src.exists() or src.is_symlink()):
+            continue  # deleted in the working tree, not committed yet
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            target.symlink_to(os.readlink(src))
+        else:
+            shutil.copy2(src, target)
+    return dst
 
 
 @pytest.fixture(scope="session")

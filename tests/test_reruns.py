@@ -1,9 +1,19 @@
 """After a complete smoke run, Snakemake reruns exactly what a change affects."""
 
+import subprocess
+
 import pytest
 import yaml
 
-from conftest import PROBLEM_RULES, REPO, edited, planned_jobs
+from conftest import (
+    PROBLEM_RULES,
+    REPO,
+    SNAKEMAKE,
+    edited,
+    fresh_copy,
+    planned_jobs,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +112,21 @@ def test_provenance_reads_the_benchmarks_it_declares(smoke_run):
     with edited(smoke_run / "results" / "benchmarks" / "fetch_mnist.tsv"):
         jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
     assert jobs == dict.fromkeys(REPORT_RULES, 1)
+
+
+def test_a_moved_checkout_with_its_results_reruns_nothing(tmp_path):
+    """The checkout's files that rules read (code, templates) are inputs relative to the working
+    directory: moving or renaming the checkout with its results reruns nothing (Snakemake
+    compares each job's set of input paths with the recorded one)."""
+    target = "results/problems/momentum/results.json"
+    config = write_config(tmp_path / "config.yaml")
+
+    def user_command(checkout, *args):
+        # as a user types it, at the root of the checkout (targets before --configfile)
+        cmd = [SNAKEMAKE, target, "--cores", "1", *args, "--configfile", str(config)]
+        return subprocess.run(cmd, cwd=checkout, capture_output=True, text=True, check=True)
+
+    first = fresh_copy(tmp_path / "first")
+    user_command(first)
+    moved = first.rename(tmp_path / "moved")
+    assert "Nothing to be done" in user_command(moved, "-n").stdout

@@ -27,6 +27,7 @@ from conftest import (
     PROBLEM_RULES,
     REPO,
     SNAKEMAKE,
+    fresh_copy,
     preset_config,
     require_system,
     snakemake,
@@ -141,29 +142,6 @@ def _scontrol_job(job_id: str, env: dict) -> dict:
     return dict(re.findall(r"(\S+?)=(\S*)", out))
 
 
-def _fresh_clone(dst: Path) -> Path:
-    """The checkout's files as a fresh clone of it has them (tracked and new files that git does
-    not ignore; symbolic links kept as links, e.g. ./slurm), without results/, .snakemake/ or
-    resources/: the user's command then runs at the root of this copy, and its results do not
-    land in the checkout the tests run from."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (n.decode() for n in listed)):
-        src, target = REPO / name, dst / name
-        if not (src.exists() or src.is_symlink()):
-            continue  # deleted in the working tree, not committed yet
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_symlink():
-            target.symlink_to(os.readlink(src))
-        else:
-            shutil.copy2(src, target)
-    return dst
-
-
 def _user_command(clone: Path, configfile: Path, *targets: str, env: dict):
     """``snakemake --cores 8 --profile slurm --configfile <cfg>`` as a user types it, at the root
     of the clone (``snakemake`` found on PATH: the project's environment).
@@ -225,7 +203,7 @@ def slurm_run(slurm_env, local_run, tmp_path_factory):
     """The whole workflow of the reduced configuration by the user's command at the root of a
     fresh clone; returns (clone, output, jobs, seconds)."""
     base = tmp_path_factory.mktemp("slurm-run")
-    clone = _fresh_clone(base / "hw5repro")
+    clone = fresh_copy(base / "hw5repro")
     config = write_config(base / "config.yaml", experiment=EXPERIMENT, training=TRAINING)
     proc, seconds = _user_command(clone, config, env=slurm_env)
     output = proc.stdout + proc.stderr

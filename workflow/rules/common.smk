@@ -42,16 +42,23 @@ TRAIN_JOBS = {job.name: job for job in train_jobs(RUNS, RUNS_PER_JOB)}
 JOB_OF_RUN = {run: job.name for job in TRAIN_JOBS.values() for run in job.run_names}
 
 
+def repo_files(paths):
+    """Files of this checkout as inputs, relative to the working directory (the checkout's root
+    for users): Snakemake records each job's set of input paths, so absolute ones would rerun
+    every job after the checkout is moved or cloned elsewhere with its results."""
+    return [os.path.relpath(path) for path in paths]
+
+
 def code(script):
     """The package modules a step runs, computed from its imports: ``code("train.py")`` is every
     hw5repro module that workflow/scripts/train.py imports, transitively. Editing one reruns the
     step and what follows."""
     start = REPO / "workflow" / "scripts" / script
-    return sorted(map(str, module_dependencies(start, REPO / "workflow" / "hw5repro")))
+    return sorted(repo_files(module_dependencies(start, REPO / "workflow" / "hw5repro")))
 
 
 def template(*names):
-    return [str(REPO / "report" / name) for name in names]
+    return repo_files(REPO / "report" / name for name in names)
 
 
 def training_settings():

@@ -41,8 +41,12 @@ rule report:
     input:
         results=REPORT_INPUTS,
         provenance=rules.provenance.output[0],
-        sections=[str(REPORT_DIR / "sections.yaml")]
-        + section_templates(REPORT_SECTIONS, REPORT_DIR),
+        sections=repo_files(
+            [
+                REPORT_DIR / "sections.yaml",
+                *section_templates(REPORT_SECTIONS, REPORT_DIR),
+            ]
+        ),
         templates=template("index.html.j2", "report.tex.j2", "style.css"),
         code=code("render_report.py"),
     output:
