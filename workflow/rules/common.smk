@@ -54,7 +54,9 @@ def code(script):
     hw5repro module that workflow/scripts/train.py imports, transitively. Editing one reruns the
     step and what follows."""
     start = REPO / "workflow" / "scripts" / script
-    return sorted(repo_files(module_dependencies(start, REPO / "workflow" / "hw5repro")))
+    return sorted(
+        repo_files(module_dependencies(start, REPO / "workflow" / "hw5repro"))
+    )
 
 
 def template(*names):
