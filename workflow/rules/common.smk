@@ -43,10 +43,15 @@ JOB_OF_RUN = {run: job.name for job in TRAIN_JOBS.values() for run in job.run_na
 
 
 def repo_files(paths):
-    """Files of this checkout as inputs, relative to the working directory (the checkout's root
-    for users): Snakemake records each job's set of input paths, so absolute ones would rerun
-    every job after the checkout is moved or cloned elsewhere with its results."""
-    return [os.path.relpath(path) for path in paths]
+    """Files of this checkout as inputs. Snakemake records each job's set of input paths, so the
+    paths must not change when nothing else did: relative to the working directory when it is
+    the checkout's root (the user's case: moving the checkout with its results reruns nothing),
+    absolute when it lies elsewhere (``-d``: that folder may then move on its own)."""
+    paths = [str(path) for path in paths]
+    relative = [os.path.relpath(path) for path in paths]
+    if any(path.startswith(os.pardir) for path in relative):
+        return paths
+    return relative
 
 
 def code(script):
