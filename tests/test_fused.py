@@ -83,22 +83,13 @@ def _run_datas(k=3, n=100):
 
 
 def _settings(**kw):
-    from hw5repro.training import Settings
+    """test_training's small CPU settings, with momentum and without dropout (fused runs then
+    compute exactly what they compute alone)."""
+    from test_training import small_settings
 
-    base = dict(
-        epochs=3,
-        batch_size=32,
-        lr=0.05,
-        momentum=0.9,
-        width=0.125,
-        dropout=0.0,
-        device="cpu",
-        precision="fp32",
-        channels_last=False,
-        eval_batch_size=64,
-        checkpoint_every=1,
+    return small_settings(
+        **{"epochs": 3, "momentum": 0.9, "dropout": 0.0, "eval_batch_size": 64, **kw}
     )
-    return Settings(**{**base, **kw})
 
 
 NUMERIC = [c for c in METRIC_COLUMNS if c not in {"epoch", "epoch_seconds", "eval_seconds"}]

@@ -223,25 +223,17 @@ def test_checkpoints_hold_only_cpu_tensors_and_load_to_the_cpu(tmp_path, monkeyp
 
 def test_checkpoint_of_other_settings_is_set_aside_and_training_restarts(tmp_path, caplog):
     data, ckpt = toy_data(), tmp_path / "ckpt.pt"
-    train(
-        data,
-        small_settings(epochs=3, lr=0.2),
-        seed=3,
-        checkpoint=ckpt,
-        progress=False,
-        fingerprint="lr=0.2",
-    )
+
+    def resume(settings, fingerprint):
+        return train(
+            data, settings, seed=3, checkpoint=ckpt, progress=False, fingerprint=fingerprint
+        )
+
+    resume(small_settings(epochs=3, lr=0.2), "lr=0.2")
     assert torch.load(ckpt, weights_only=True)["epoch"] == 3
     fresh, _, _ = train(data, small_settings(epochs=2), seed=3, progress=False)
     with caplog.at_level("WARNING"):
-        metrics, _, info = train(
-            data,
-            small_settings(epochs=2),
-            seed=3,
-            checkpoint=ckpt,
-            progress=False,
-            fingerprint="lr=0.05",
-        )
+        metrics, _, info = resume(small_settings(epochs=2), "lr=0.05")
     assert info["resumed_from_epoch"] == 0
     assert "set aside" in caplog.text and "starts from epoch 0" in caplog.text
     assert [r["epoch"] for r in metrics] == [1, 2]  # no rows of the old run survive
@@ -250,14 +242,7 @@ def test_checkpoint_of_other_settings_is_set_aside_and_training_restarts(tmp_pat
     stale = list(tmp_path.glob("ckpt.pt.stale-*"))
     assert len(stale) == 1 and torch.load(stale[0], weights_only=True)["epoch"] == 3
     # the same fingerprint resumes
-    _, _, info = train(
-        data,
-        small_settings(epochs=3),
-        seed=3,
-        checkpoint=ckpt,
-        progress=False,
-        fingerprint="lr=0.05",
-    )
+    _, _, info = resume(small_settings(epochs=3), "lr=0.05")
     assert info["resumed_from_epoch"] == 2
 
 
