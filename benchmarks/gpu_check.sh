@@ -66,11 +66,8 @@ workflow() {  # workflow NAME [OVERLAY.yaml [LIMIT RUNS EPOCHS]]: the README's o
   rm -rf results .snakemake
   local t0 wall rc
   t0=$(date +%s.%N)
-  if [ -n "$limit" ]; then
-    timeout -s INT -k 30 "$limit" python3 -m snakemake --cores 8 --configfile $overlay /tmp/local-mnist.yaml
-  else
-    python3 -m snakemake --cores 8 --configfile $overlay /tmp/local-mnist.yaml
-  fi
+  ${limit:+timeout -s INT -k 30 $limit} python3 -m snakemake --cores 8 \
+    --configfile $overlay /tmp/local-mnist.yaml
   rc=$?
   wall=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
   if [ $rc -ne 0 ]; then
