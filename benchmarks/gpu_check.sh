@@ -4,13 +4,16 @@
 # in one graphed network vs the same six runs as six separate graph-replayed processes side by
 # side), the whole paper-scale Snakemake workflow with the README's one-GPU command (all six
 # ratios, evaluation every epoch, problems 1-5, report), timed from start to finished report, and
-# the one-process paper sweep. Every stage runs; the script ends with a table of stages and exits
+# the one-process paper sweep; on request (STAGES) also the per-layer convolution probe
+# (conv_efficiency.py) and Zhang's whole study (config/zhang.yaml). Every stage runs; the script ends with a table of stages and exits
 # non-zero if any failed, so a partial result never passes for a whole one.
 #
 # Here, once:   bash benchmarks/prepare_device.sh        (MNIST -> .mnist, wheels -> .whl)
 # Device tool:  run  command "bash benchmarks/gpu_check.sh"  carry [".mnist", ".whl"]  timeout_s 600
 #               (STAGES="tests throughput smoke" for a 2-minute check of the set-up;
-#                STAGES=zhang, a call of its own: Zhang's whole study, config/zhang.yaml)
+#                STAGES=zhang, a call of its own: Zhang's whole study, config/zhang.yaml;
+#                STAGES="tests throughput probe sweep zhang": issue 10's sweep and issue 12's
+#                fused numbers in one call, the study in the time left, with a partial record)
 # Results land in $OUT (device tool; at most 8 files) or benchmarks/results/gpu/; commit them there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +56,7 @@ stage() {  # stage NAME SECONDS COMMAND: run with a time limit, record pass/fail
   ((left < limit)) && limit=$left
   ((limit < 10)) && { STATUS[$name]="not run: no time left"; echo "== $name: ${STATUS[$name]}"; return; }
   echo "== $name (limit ${limit}s): $3"
-  timeout "$limit" bash -c "$3"
+  STAGE_LIMIT=$limit timeout "$limit" bash -c "$3"
   local rc=$?
   STATUS[$name]="rc=$rc $((SECONDS - start))s"
   echo "== $name: ${STATUS[$name]}"
@@ -66,13 +69,14 @@ workflow() {  # workflow NAME [OVERLAY.yaml [LIMIT RUNS EPOCHS]]: the README's o
   rm -rf results .snakemake
   local t0 wall rc
   t0=$(date +%s.%N)
-  ${limit:+timeout -s INT -k 30 $limit} python3 -m snakemake --cores 8 \
+  ${limit:+timeout -s INT -k 15 $limit} python3 -m snakemake --cores 8 \
     --configfile $overlay /tmp/local-mnist.yaml
   rc=$?
   wall=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
   if [ $rc -ne 0 ]; then
     [ -n "$limit" ] && python3 benchmarks/workflow_record.py --wall "$wall" --partial \
       --runs "$runs" --epochs "$epochs" --preset "config/config.yaml $overlay" \
+      --logged-epochs "$OUT/${name}_epochs_logged.csv" \
       --command "snakemake --cores 8" --out "$OUT/$name.json" | head -20
     return 1
   fi
@@ -89,15 +93,17 @@ for s in $STAGES; do
       2>&1 | tee '$OUT/cuda-tests.txt'" ;;
     throughput) stage throughput 120 "python3 benchmarks/train_throughput.py --device cuda --fused 6 \
       --separate --width 1 --images 6000 --epochs 3 --eval-batch-sizes 1000,5000 --out '$OUT'" ;;
+    probe) stage probe 90 "python3 benchmarks/conv_efficiency.py --out '$OUT'" ;;
     smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
       stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;
     workflow) stage workflow 300 "workflow workflow" ;;
-    # Zhang's whole study (config/zhang.yaml: 27 paper-scale runs, nine fused per job); run it
-    # alone (STAGES=zhang): it needs most of a call, and stops with a partial record at its limit.
-    zhang) stage zhang 560 "workflow zhang config/zhang.yaml ${ZHANG_LIMIT:-520} 27 150 \
-      && cp results/figures/zhang_figure1.png '$OUT/zhang_figure1.png'" ;;
-    sweep) stage sweep 220 "python3 benchmarks/paper_sweep.py --mnist .mnist --out /tmp/sweep \
-      2>&1 | grep -v ' epoch [0-9]*/150 ' | tail -30 \
+    # Zhang's whole study (config/zhang.yaml: 27 paper-scale runs, nine fused per job), in the
+    # time left (alone, STAGES=zhang, it has most of a call): Snakemake is interrupted 30 s before
+    # the stage's limit, and the partial record and the logged curves are written (the figure
+    # regenerates from zhang_epochs.csv: plot_gpu_records.py --figures zhang_figure1).
+    zhang) stage zhang 560 "workflow zhang config/zhang.yaml \$((STAGE_LIMIT - 30)) 27 150" ;;
+    sweep) stage sweep 240 "python3 benchmarks/paper_sweep.py --mnist .mnist --out /tmp/sweep \
+      2>&1 | grep --line-buffered -v ' epoch [0-9]*/150 ' \
       && cp /tmp/sweep/sweep.json '$OUT/paper_sweep.json' \
       && cp /tmp/sweep/epochs.csv '$OUT/paper_sweep_epochs.csv'" ;;
     *) echo "unknown stage $s"; STATUS[$s]="unknown" ;;

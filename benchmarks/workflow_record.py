@@ -9,7 +9,9 @@ Reads results/benchmarks/**/*.tsv (Snakemake's per-job wall times), results/runs
 
 A run stopped at its time limit gets a record too, with ``--partial``: ``"finished": false``, the
 epochs every run had reached (from the training logs, one line per run and epoch) and the wall
-time that the whole run would take at that pace (``--epochs``, ``--runs``: what was asked for).
+time that the whole run would take at that pace (``--epochs``, ``--runs``: what was asked for);
+``--logged-epochs CSV`` also writes every epoch the logs hold (run, epoch, train loss and
+accuracy, test accuracy), the curves of a run that did not finish.
 """
 
 from __future__ import annotations
@@ -60,16 +62,32 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
 
 
 #: A training log's line for one run and epoch (hw5repro.training._metrics_row).
-EPOCH_LINE = re.compile(r"(?P<run>\S+) epoch (?P<epoch>\d+) train_loss ")
+EPOCH_LINE = re.compile(
+    r"(?P<run>\S+) epoch (?P<epoch>\d+) train_loss (?P<train_loss>\S+) "
+    r"train_acc (?P<train_acc>\S+) test_acc (?P<test_acc>\S+) "
+)
+
+
+def logged_epochs(workdir: Path) -> pd.DataFrame:
+    """Every (run, epoch) line of every training job's log, the last one where a resumed job
+    logged an epoch twice."""
+    rows = [
+        {"run": m["run"], "epoch": int(m["epoch"])}
+        | {k: float(m[k]) for k in ("train_loss", "train_acc", "test_acc")}
+        for log in sorted((workdir / "results" / "logs" / "train").glob("*.log"))
+        for m in EPOCH_LINE.finditer(log.read_text(errors="replace"))
+    ]
+    columns = ["run", "epoch", "train_loss", "train_acc", "test_acc"]
+    frame = pd.DataFrame(rows, columns=columns).drop_duplicates(["run", "epoch"], keep="last")
+    return frame.sort_values(["run", "epoch"], ignore_index=True)
 
 
 def epochs_reached(workdir: Path) -> dict[str, int]:
     """The last epoch each run logged, over every training job's log."""
-    reached: dict[str, int] = {}
-    for log in sorted((workdir / "results" / "logs" / "train").glob("*.log")):
-        for m in EPOCH_LINE.finditer(log.read_text(errors="replace")):
-            reached[m["run"]] = max(reached.get(m["run"], 0), int(m["epoch"]))
-    return reached
+    return {
+        run: int(e)
+        for run, e in logged_epochs(workdir).groupby("run", sort=False)["epoch"].max().items()
+    }
 
 
 def partial_record(workdir: Path, wall: float, runs: int, epochs: int) -> dict:
@@ -96,6 +114,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--partial", action="store_true", help="the run stopped at its limit")
     parser.add_argument("--runs", type=int, help="runs asked for (with --partial)")
     parser.add_argument("--epochs", type=int, help="epochs per run asked for (with --partial)")
+    parser.add_argument("--logged-epochs", help="CSV of every epoch the training logs hold")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
     report = workdir / "results" / "report" / "index.html"
@@ -125,6 +144,8 @@ def main(argv=None) -> dict:
     }
     if args.partial:
         record |= partial_record(workdir, args.wall, args.runs, args.epochs)
+    if args.logged_epochs:
+        logged_epochs(workdir).to_csv(args.logged_epochs, index=False)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")

@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+import conv_efficiency  # noqa: E402
 import paper_sweep  # noqa: E402
 import plot_gpu_records  # noqa: E402
 import train_throughput  # noqa: E402
@@ -164,18 +165,73 @@ def test_workflow_record_of_a_run_stopped_at_its_limit(tmp_path):
             line.format(run, e) for e in (1, 2, 3) for run in ("labels_r0_s0", "gaussian_r0_s0")
         )
     )
-    (logs / "group1.log").write_text(line.format("labels_r0_s1", 1) + "Traceback: interrupted\n")
+    # a resumed job logs its last epoch again: the later line wins
+    (logs / "group1.log").write_text(
+        line.format("labels_r0_s1", 1).replace("test_acc 0.1", "test_acc 0.3")
+        + "Traceback: interrupted\n"
+        + line.format("labels_r0_s1", 1).replace("test_acc 0.1", "test_acc 0.2")
+    )
     out = tmp_path / "zhang.json"
     args = ["--workdir", str(tmp_path), "--wall", "70", "--command", "snakemake --cores 8"]
     args += ["--preset", "config/zhang.yaml", "--out", str(out), "--partial"]
     with pytest.raises(SystemExit):
         workflow_record.main(args)  # --partial needs what was asked for
-    record = workflow_record.main([*args, "--runs", "27", "--epochs", "150"])
+    curves = tmp_path / "zhang_epochs_logged.csv"
+    record = workflow_record.main(
+        [*args, "--runs", "27", "--epochs", "150", "--logged-epochs", str(curves)]
+    )
     assert json.loads(out.read_text()) == record
     assert record["finished"] is False and record["benchmark"] == "workflow"
     assert record["epochs_reached"] == {"labels_r0_s0": 3, "gaussian_r0_s0": 3, "labels_r0_s1": 1}
     assert record["run_epochs_done"] == 7 and record["run_epochs_asked"] == 27 * 150
     assert record["projected_wall_seconds"] == pytest.approx(70 * 27 * 150 / 7)
+    logged = pd.read_csv(curves)
+    assert list(logged.columns) == ["run", "epoch", "train_loss", "train_acc", "test_acc"]
+    assert len(logged) == 7 and logged.groupby("run")["epoch"].max().to_dict() == {
+        "gaussian_r0_s0": 3,
+        "labels_r0_s0": 3,
+        "labels_r0_s1": 1,
+    }
+    assert logged.set_index("run").loc["labels_r0_s1", "test_acc"] == 0.2
+    assert logged["train_loss"].eq(2.3).all()
+
+
+def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hw5repro.model import AlexNet
+
+    record = conv_efficiency.main(
+        ["--device", "cpu", "--width", "0.125", "--batch", "2", "--eval-batch", "4"]
+        + ["--groups", "2", "--repeats", "1", "--out", str(tmp_path)]
+    )
+    assert json.loads((tmp_path / "conv_efficiency_cpu_w0.125.json").read_text()) == record
+    layers = record["layers"]
+    assert [(r["cin"], r["cout"], r["kernel"], r["size"], r["out_size"]) for r in layers] == [
+        (1, 12, 4, 28, 25),
+        (12, 12, 3, 25, 23),
+        (12, 32, 5, 23, 23),
+        (32, 48, 3, 11, 11),
+        (48, 48, 3, 11, 11),
+        (48, 32, 3, 11, 11),
+    ]
+    # the probe's FLOPs are the model's: its convolutions plus the two linear layers
+    model = AlexNet(width=0.125)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, 28, 28))
+    linear = 2 * (32 * 25 * 100 + 100 * 10)
+    assert (
+        sum(conv_efficiency.conv_flops(r, 1) for r in layers) + linear == counter.get_total_flops()
+    )
+    for r in layers:
+        assert r["eval_forward_tflops"] > 0 and r["train_gemm_tflops"] > 0
+        assert r["grouped_vs_separate"] == pytest.approx(
+            2 * r["train_step_ms"] / r["grouped_train_ms"]
+        )
+    assert record["total_ms"]["train_step"] == pytest.approx(
+        sum(r["train_step_ms"] for r in layers)
+    )
 
 
 def test_readme_figures_regenerate_from_the_committed_gpu_csv(tmp_path):

@@ -1,0 +1,208 @@
+"""Where the GPU time of the AlexNet goes, layer by layer, and what the tensor cores could do.
+
+For each convolution of the workflow's AlexNet (bf16 autocast, channels_last on CUDA) this times:
+- the forward pass at the evaluation batch (``--eval-batch``) and forward + backward at the training
+  batch (``--batch``), as TFLOP/s;
+- a plain matrix product of the convolution's implicit-GEMM shape (M = batch x output pixels,
+  N = output channels, K = input channels x kernel area) in the same dtype: what the tensor cores
+  reach for that amount of work, so the gap is the convolution kernels' own inefficiency;
+- horizontal fusion: the grouped convolution of ``--groups`` runs at the training batch (what
+  ``hw5repro.fused`` runs) against one ungrouped convolution of ``--groups`` x batch images
+  (the ceiling of fusing by stacking batches).
+
+    python benchmarks/conv_efficiency.py --out benchmarks/results/gpu        # on the GPU
+    python benchmarks/conv_efficiency.py --device cpu --width 0.125 --batch 4 --eval-batch 8 \
+        --groups 2 --repeats 2 --out /tmp/probe                              # a CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from hw5repro.device import device_name, resolve_device
+from hw5repro.model import AlexNet
+
+
+def conv_layers(width: float) -> list[dict]:
+    """Every convolution of the AlexNet with its input size (28x28 MNIST)."""
+    layers, size = [], 28
+    for module in AlexNet(width=width).features:
+        if isinstance(module, torch.nn.Conv2d):
+            (k, _), (pad, _) = module.kernel_size, module.padding
+            out = size + 2 * pad - k + 1
+            layers.append(
+                {
+                    "cin": module.in_channels,
+                    "cout": module.out_channels,
+                    "kernel": k,
+                    "padding": pad,
+                    "size": size,
+                    "out_size": out,
+                }
+            )
+            size = out
+        elif isinstance(module, torch.nn.MaxPool2d):
+            size = (size - module.kernel_size) // module.stride + 1
+    return layers
+
+
+def conv_flops(layer: dict, batch: int) -> int:
+    """Multiply-adds x 2 of one forward convolution."""
+    return 2 * batch * layer["out_size"] ** 2 * layer["cout"] * layer["cin"] * layer["kernel"] ** 2
+
+
+class Timer:
+    def __init__(self, device: torch.device, repeats: int):
+        self.device, self.repeats = device, repeats
+
+    def seconds(self, fn) -> float:
+        """Mean seconds per call after warm-up (cuDNN autotuning included there)."""
+        for _ in range(3):
+            fn()
+        self.sync()
+        t0 = time.perf_counter()
+        for _ in range(self.repeats):
+            fn()
+        self.sync()
+        return (time.perf_counter() - t0) / self.repeats
+
+    def sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def probe_layer(layer, args, device, dtype, fmt, timer) -> dict:
+    k, pad = layer["kernel"], layer["padding"]
+
+    def tensors(batch, cin, cout, groups=1, grad=False):
+        x = torch.randn(batch, cin * groups, layer["size"], layer["size"], device=device)
+        x = x.to(dtype).contiguous(memory_format=fmt).requires_grad_(grad and layer["cin"] > 1)
+        w = torch.randn(cout * groups, cin, k, k, device=device) * 0.01
+        w = w.to(dtype).contiguous(memory_format=fmt).requires_grad_(grad)
+        return x, w
+
+    def forward(batch):
+        x, w = tensors(batch, layer["cin"], layer["cout"])
+        with torch.no_grad():
+            return timer.seconds(lambda: F.conv2d(x, w, padding=pad))
+
+    def train(batch, groups=1):
+        x, w = tensors(batch, layer["cin"], layer["cout"], groups, grad=True)
+        grad = torch.randn(
+            batch, layer["cout"] * groups, layer["out_size"], layer["out_size"], device=device
+        ).to(dtype)
+        grad = grad.contiguous(memory_format=fmt)
+
+        def step():
+            F.conv2d(x, w, padding=pad, groups=groups).backward(grad)
+            w.grad = None
+            if x.requires_grad:
+                x.grad = None
+
+        return timer.seconds(step)
+
+    def gemm(batch):
+        m = batch * layer["out_size"] ** 2
+        a = torch.randn(m, layer["cin"] * k * k, device=device).to(dtype)
+        b = torch.randn(layer["cin"] * k * k, layer["cout"], device=device).to(dtype)
+        return timer.seconds(lambda: a @ b)
+
+    eval_flops = conv_flops(layer, args.eval_batch)
+    # backward: weight gradient, and the input gradient except for the first layer (1 channel,
+    # the images need none)
+    train_flops = conv_flops(layer, args.batch) * (3 if layer["cin"] > 1 else 2)
+    fwd_s, train_s = forward(args.eval_batch), train(args.batch)
+    gemm_eval_s, gemm_train_s = gemm(args.eval_batch), gemm(args.batch)
+    grouped_s = train(args.batch, groups=args.groups)
+    stacked_s = train(args.batch * args.groups)
+    tf = 1e-12
+    return layer | {
+        "eval_forward_ms": fwd_s * 1e3,
+        "eval_forward_tflops": eval_flops / fwd_s * tf,
+        "eval_gemm_tflops": eval_flops / gemm_eval_s * tf,
+        "train_step_ms": train_s * 1e3,
+        "train_step_tflops": train_flops / train_s * tf,
+        "train_gemm_tflops": conv_flops(layer, args.batch) / gemm_train_s * tf,
+        "grouped_train_ms": grouped_s * 1e3,
+        "stacked_train_ms": stacked_s * 1e3,
+        "grouped_vs_separate": args.groups * train_s / grouped_s,
+        "stacked_vs_separate": args.groups * train_s / stacked_s,
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--batch", type=int, default=64, help="training batch")
+    parser.add_argument("--eval-batch", type=int, default=5000)
+    parser.add_argument("--groups", type=int, default=6, help="runs fused")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    dtype = torch.bfloat16 if cuda else torch.float32
+    timer = Timer(device, args.repeats)
+    rows = [
+        probe_layer(layer, args, device, dtype, torch.channels_last, timer)
+        for layer in conv_layers(args.width)
+    ]
+    total = {
+        what: sum(r[f"{what}_ms"] for r in rows)
+        for what in ("eval_forward", "train_step", "grouped_train", "stacked_train")
+    }
+    record = {
+        "benchmark": "conv_efficiency",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "dtype": str(dtype).removeprefix("torch."),
+        "memory_format": "channels_last",
+        "width": args.width,
+        "batch": args.batch,
+        "eval_batch": args.eval_batch,
+        "groups": args.groups,
+        "layers": rows,
+        "total_ms": total,
+        "grouped_vs_separate": args.groups * total["train_step"] / total["grouped_train"],
+        "stacked_vs_separate": args.groups * total["train_step"] / total["stacked_train"],
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"conv_efficiency_{device.type}_w{args.width:g}.json"
+    (out / name).write_text(json.dumps(record, indent=2) + "\n")
+    print(
+        f"{'layer':<22} {'eval TF/s':>9} {'gemm':>6} {'train TF/s':>10} {'gemm':>6} "
+        f"{'grouped':>8} {'stacked':>8}"
+    )
+    for r in rows:
+        shape = f"{r['cin']}->{r['cout']} k{r['kernel']} @{r['size']}"
+        print(
+            f"{shape:<22} {r['eval_forward_tflops']:9.1f} {r['eval_gemm_tflops']:6.1f} "
+            f"{r['train_step_tflops']:10.1f} {r['train_gemm_tflops']:6.1f} "
+            f"{r['grouped_vs_separate']:7.2f}x {r['stacked_vs_separate']:7.2f}x"
+        )
+    print(
+        f"all convolutions: eval forward {total['eval_forward']:.2f} ms per {args.eval_batch}, "
+        f"train step {total['train_step']:.3f} ms per {args.batch}; {args.groups} runs fused: "
+        f"grouped {record['grouped_vs_separate']:.2f}x, "
+        f"stacked {record['stacked_vs_separate']:.2f}x of separate steps"
+    )
+    return record
+
+
+if __name__ == "__main__":
+    main()
