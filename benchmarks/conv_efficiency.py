@@ -6,6 +6,10 @@ For each convolution of the workflow's AlexNet (bf16 autocast, channels_last on 
 - a plain matrix product of the convolution's implicit-GEMM shape (M = batch x output pixels,
   N = output channels, K = input channels x kernel area) in the same dtype: what the tensor cores
   reach for that amount of work, so the gap is the convolution kernels' own inefficiency;
+- for the first layer (one input channel) also the workflow's formulation, a matrix product of
+  image patches (:class:`hw5repro.model.PatchConv2d`);
+- the whole network (eval forward, and forward + backward of a training batch, eager), to show
+  what the convolutions leave to the other layers;
 - horizontal fusion: the grouped convolution of ``--groups`` runs at the training batch (what
   ``hw5repro.fused`` runs) against one ungrouped convolution of ``--groups`` x batch images
   (the ceiling of fusing by stacking batches).
@@ -28,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from hw5repro.device import device_name, resolve_device
-from hw5repro.model import AlexNet
+from hw5repro.model import AlexNet, PatchConv2d
 
 
 def conv_layers(width: float) -> list[dict]:
@@ -124,17 +128,68 @@ def probe_layer(layer, args, device, dtype, fmt, timer) -> dict:
     grouped_s = train(args.batch, groups=args.groups)
     stacked_s = train(args.batch * args.groups)
     tf = 1e-12
-    return layer | {
-        "eval_forward_ms": fwd_s * 1e3,
-        "eval_forward_tflops": eval_flops / fwd_s * tf,
-        "eval_gemm_tflops": eval_flops / gemm_eval_s * tf,
-        "train_step_ms": train_s * 1e3,
-        "train_step_tflops": train_flops / train_s * tf,
-        "train_gemm_tflops": conv_flops(layer, args.batch) / gemm_train_s * tf,
-        "grouped_train_ms": grouped_s * 1e3,
-        "stacked_train_ms": stacked_s * 1e3,
-        "grouped_vs_separate": args.groups * train_s / grouped_s,
-        "stacked_vs_separate": args.groups * train_s / stacked_s,
+    patch = {}
+    if layer["cin"] == 1:
+        module = PatchConv2d(1, layer["cout"], k, padding=pad).to(device, dtype, memory_format=fmt)
+        x, _ = tensors(args.eval_batch, 1, layer["cout"])
+        with torch.no_grad():
+            patch_fwd_s = timer.seconds(lambda: module(x))
+        x, _ = tensors(args.batch, 1, layer["cout"])
+        grad = torch.randn(args.batch, layer["cout"], layer["out_size"], layer["out_size"])
+        grad = grad.to(device, dtype).contiguous(memory_format=fmt)
+
+        def patch_step():
+            module(x).backward(grad)
+            module.weight.grad = module.bias.grad = None
+
+        patch_train_s = timer.seconds(patch_step)
+        patch = {
+            "patch_eval_forward_ms": patch_fwd_s * 1e3,
+            "patch_eval_forward_tflops": eval_flops / patch_fwd_s * tf,
+            "patch_train_step_ms": patch_train_s * 1e3,
+            "patch_train_step_tflops": train_flops / patch_train_s * tf,
+        }
+    return (
+        layer
+        | patch
+        | {
+            "eval_forward_ms": fwd_s * 1e3,
+            "eval_forward_tflops": eval_flops / fwd_s * tf,
+            "eval_gemm_tflops": eval_flops / gemm_eval_s * tf,
+            "train_step_ms": train_s * 1e3,
+            "train_step_tflops": train_flops / train_s * tf,
+            "train_gemm_tflops": conv_flops(layer, args.batch) / gemm_train_s * tf,
+            "grouped_train_ms": grouped_s * 1e3,
+            "stacked_train_ms": stacked_s * 1e3,
+            "grouped_vs_separate": args.groups * train_s / grouped_s,
+            "stacked_vs_separate": args.groups * train_s / stacked_s,
+        }
+    )
+
+
+def probe_model(args, device, dtype, fmt, timer) -> dict:
+    """The whole AlexNet (as the workflow builds it), eager: eval forward and a training batch's
+    forward + backward (no optimiser step), under autocast where the dtype is bf16."""
+    model = AlexNet(width=args.width).to(device, memory_format=fmt)
+    bf16 = dtype == torch.bfloat16
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    x_eval = torch.rand(args.eval_batch, 1, 28, 28, device=device).contiguous(memory_format=fmt)
+    x = x_eval[: args.batch]
+    y = torch.randint(0, 10, (args.batch,), device=device)
+
+    def forward():
+        with torch.inference_mode(), autocast:
+            model.eval()(x_eval)
+
+    def train():
+        with autocast:
+            loss = F.cross_entropy(model.train()(x).float(), y)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return {
+        "eval_forward_ms": timer.seconds(forward) * 1e3,
+        "train_step_ms": timer.seconds(train) * 1e3,
     }
 
 
@@ -158,6 +213,7 @@ def main(argv=None) -> dict:
         probe_layer(layer, args, device, dtype, torch.channels_last, timer)
         for layer in conv_layers(args.width)
     ]
+    model = probe_model(args, device, dtype, torch.channels_last, timer)
     total = {
         what: sum(r[f"{what}_ms"] for r in rows)
         for what in ("eval_forward", "train_step", "grouped_train", "stacked_train")
@@ -177,6 +233,7 @@ def main(argv=None) -> dict:
         "groups": args.groups,
         "layers": rows,
         "total_ms": total,
+        "model_ms": model,
         "grouped_vs_separate": args.groups * total["train_step"] / total["grouped_train"],
         "stacked_vs_separate": args.groups * total["train_step"] / total["stacked_train"],
     }
@@ -200,6 +257,13 @@ def main(argv=None) -> dict:
         f"train step {total['train_step']:.3f} ms per {args.batch}; {args.groups} runs fused: "
         f"grouped {record['grouped_vs_separate']:.2f}x, "
         f"stacked {record['stacked_vs_separate']:.2f}x of separate steps"
+    )
+    first = rows[0]
+    print(
+        f"first layer as patches x weights: eval {first['patch_eval_forward_ms']:.3f} ms "
+        f"(cuDNN {first['eval_forward_ms']:.3f}), train {first['patch_train_step_ms']:.3f} ms "
+        f"(cuDNN {first['train_step_ms']:.3f}); whole network, eager: eval forward "
+        f"{model['eval_forward_ms']:.2f} ms, train forward+backward {model['train_step_ms']:.3f} ms"
     )
     return record
 

@@ -12,6 +12,8 @@ labels or corrupted inputs, its own permutation of the data every epoch and its 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
@@ -58,26 +60,6 @@ def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torc
             out = model(xb)
         loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
         correct[start : start + batch_size] = out.argmax(1) == yb
-    model.train()
-    return loss_sum, correct
-
-
-@torch.inference_mode()
-def evaluate_fused(model, x, y, batch_size: int, autocast, memory_format):
-    """K runs at once: x (K, N, 28, 28), y (K, N) -> summed losses (K,), correctness (K, N)."""
-    model.eval()
-    runs, n = y.shape
-    loss_sum = torch.zeros(runs, device=x.device)
-    correct = torch.empty(runs, n, dtype=torch.bool, device=x.device)
-    step = max(1, batch_size // runs)
-    for start in range(0, n, step):
-        xb = x[:, start : start + step].transpose(0, 1).contiguous(memory_format=memory_format)
-        yb = y[:, start : start + step]
-        with autocast():
-            out = model(xb)  # (K, b, classes)
-        losses = F.cross_entropy(out.float().flatten(0, 1), yb.flatten(), reduction="none")
-        loss_sum += losses.view(yb.shape).sum(1)
-        correct[:, start : start + step] = out.argmax(-1) == yb
     model.train()
     return loss_sum, correct
 
@@ -164,6 +146,10 @@ class FusedRuns:
         self.runs = self.index_runs = len(datas)
         self.nets = [build_model(settings, seed) for seed in seeds]
         self.model = FusedAlexNet(self.nets).to(device, memory_format=memory_format)
+        # Evaluation runs each run's weights in a plain network at the evaluation batch size: a
+        # big batch is bound by FLOPs, where plain convolutions beat grouped ones, and a fused
+        # batch (eval_batch_size / K images per run, odd sizes) costs cuDNN a long autotuning.
+        self.eval_net = copy.deepcopy(self.nets[0]).to(device, memory_format=memory_format)
         self.optimizer = make_optimizer(settings, self.model)
         self.generators = [batch_generator(seed) for seed in seeds]
 
@@ -184,13 +170,18 @@ class FusedRuns:
         )
 
     def evaluate(self, losses, with_test: bool) -> torch.Tensor:
-        size, fmt = self.settings.eval_batch_size, self.memory_format
-        args = (size, self.autocast, fmt)
-        _, correct = evaluate_fused(self.model, self.train_x, self.train_y, *args)
-        test = None
-        if with_test:
-            loss, test_correct = evaluate_fused(self.model, self.test_x, self.test_y, *args)
-            test = (loss / self.test_x.shape[1], test_correct.float().mean(1))
+        size, correct, test_loss, test_correct = self.settings.eval_batch_size, [], [], []
+        for run in range(self.runs):
+            self.eval_net.load_state_dict(self.model.unfused(run))
+            x, y = self.train_x[run].unsqueeze(1), self.train_y[run]
+            correct.append(evaluate(self.eval_net, x, y, size, self.autocast)[1])
+            if with_test:
+                x, y = self.test_x[run].unsqueeze(1), self.test_y[run]
+                loss, right = evaluate(self.eval_net, x, y, size, self.autocast)
+                test_loss.append(loss / x.shape[0])
+                test_correct.append(right.float().mean())
+        test = (torch.stack(test_loss), torch.stack(test_correct)) if with_test else None
+        correct = torch.stack(correct)
         return _epoch_values(losses, self.n, self.settings.batch_size, correct, self.replaced, test)
 
     def _momentum(self) -> dict[str, torch.Tensor]:
