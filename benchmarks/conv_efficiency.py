@@ -6,8 +6,6 @@ For each convolution of the workflow's AlexNet (bf16 autocast, channels_last on 
 - a plain matrix product of the convolution's implicit-GEMM shape (M = batch x output pixels,
   N = output channels, K = input channels x kernel area) in the same dtype: what the tensor cores
   reach for that amount of work, so the gap is the convolution kernels' own inefficiency;
-- for the first layer (one input channel) also the workflow's formulation, a matrix product of
-  image patches (:class:`hw5repro.model.PatchConv2d`);
 - the whole network (eval forward, and forward + backward of a training batch, eager), to show
   what the convolutions leave to the other layers;
 - horizontal fusion: the grouped convolution of ``--groups`` runs at the training batch (what
@@ -17,6 +15,15 @@ For each convolution of the workflow's AlexNet (bf16 autocast, channels_last on 
     python benchmarks/conv_efficiency.py --out benchmarks/results/gpu        # on the GPU
     python benchmarks/conv_efficiency.py --device cpu --width 0.125 --batch 4 --eval-batch 8 \
         --groups 2 --repeats 2 --out /tmp/probe                              # a CPU smoke run
+
+``--bounds RECORD`` turns a record into lower bounds on the GPU time of the presets' training
+(convolutions only, so every other layer, start-up and the report come on top): per run and
+epoch (6,000 training images in batches, 16,000 evaluated) at the measured convolution rates, at
+the matrix-product rates of the same shapes, and with training at the stacked-batch rate (the
+most horizontal fusion could give), each times the run-epochs of a preset.
+
+    python benchmarks/conv_efficiency.py \
+        --bounds benchmarks/results/gpu/a9755f9-sweep-probe-zhang/conv_efficiency_cuda_w1.json
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from hw5repro.device import device_name, resolve_device
-from hw5repro.model import AlexNet, PatchConv2d
+from hw5repro.model import AlexNet
 
 
 def conv_layers(width: float) -> list[dict]:
@@ -128,43 +135,18 @@ def probe_layer(layer, args, device, dtype, fmt, timer) -> dict:
     grouped_s = train(args.batch, groups=args.groups)
     stacked_s = train(args.batch * args.groups)
     tf = 1e-12
-    patch = {}
-    if layer["cin"] == 1:
-        module = PatchConv2d(1, layer["cout"], k, padding=pad).to(device, dtype, memory_format=fmt)
-        x, _ = tensors(args.eval_batch, 1, layer["cout"])
-        with torch.no_grad():
-            patch_fwd_s = timer.seconds(lambda: module(x))
-        x, _ = tensors(args.batch, 1, layer["cout"])
-        grad = torch.randn(args.batch, layer["cout"], layer["out_size"], layer["out_size"])
-        grad = grad.to(device, dtype).contiguous(memory_format=fmt)
-
-        def patch_step():
-            module(x).backward(grad)
-            module.weight.grad = module.bias.grad = None
-
-        patch_train_s = timer.seconds(patch_step)
-        patch = {
-            "patch_eval_forward_ms": patch_fwd_s * 1e3,
-            "patch_eval_forward_tflops": eval_flops / patch_fwd_s * tf,
-            "patch_train_step_ms": patch_train_s * 1e3,
-            "patch_train_step_tflops": train_flops / patch_train_s * tf,
-        }
-    return (
-        layer
-        | patch
-        | {
-            "eval_forward_ms": fwd_s * 1e3,
-            "eval_forward_tflops": eval_flops / fwd_s * tf,
-            "eval_gemm_tflops": eval_flops / gemm_eval_s * tf,
-            "train_step_ms": train_s * 1e3,
-            "train_step_tflops": train_flops / train_s * tf,
-            "train_gemm_tflops": conv_flops(layer, args.batch) / gemm_train_s * tf,
-            "grouped_train_ms": grouped_s * 1e3,
-            "stacked_train_ms": stacked_s * 1e3,
-            "grouped_vs_separate": args.groups * train_s / grouped_s,
-            "stacked_vs_separate": args.groups * train_s / stacked_s,
-        }
-    )
+    return layer | {
+        "eval_forward_ms": fwd_s * 1e3,
+        "eval_forward_tflops": eval_flops / fwd_s * tf,
+        "eval_gemm_tflops": eval_flops / gemm_eval_s * tf,
+        "train_step_ms": train_s * 1e3,
+        "train_step_tflops": train_flops / train_s * tf,
+        "train_gemm_tflops": conv_flops(layer, args.batch) / gemm_train_s * tf,
+        "grouped_train_ms": grouped_s * 1e3,
+        "stacked_train_ms": stacked_s * 1e3,
+        "grouped_vs_separate": args.groups * train_s / grouped_s,
+        "stacked_vs_separate": args.groups * train_s / stacked_s,
+    }
 
 
 def probe_model(args, device, dtype, fmt, timer) -> dict:
@@ -193,6 +175,45 @@ def probe_model(args, device, dtype, fmt, timer) -> dict:
     }
 
 
+#: Run-epochs of the presets: config/config.yaml (6 ratios x 150 epochs) and config/zhang.yaml
+#: (27 runs x 150 epochs).
+PRESET_RUN_EPOCHS = {"config/config.yaml": 6 * 150, "config/zhang.yaml": 27 * 150}
+
+
+def bounds(record: dict, train_images: int = 6000, eval_images: int = 16000) -> dict:
+    """Seconds of convolution work per run and epoch, and per preset, from a probe record."""
+    layers, batch, eval_batch = record["layers"], record["batch"], record["eval_batch"]
+
+    def train_flops(layer):
+        return conv_flops(layer, batch) * (3 if layer["cin"] > 1 else 2)
+
+    # the eval-batch rates: the faster of the convolution and the matrix product
+    eval_best = sum(
+        conv_flops(r, eval_batch) / (max(r["eval_forward_tflops"], r["eval_gemm_tflops"]) * 1e12)
+        for r in layers
+    )
+    per_batch = {
+        "measured": (
+            sum(r["train_step_ms"] for r in layers) / 1e3,
+            sum(r["eval_forward_ms"] for r in layers) / 1e3,
+        ),
+        "gemm": (sum(train_flops(r) / (r["train_gemm_tflops"] * 1e12) for r in layers), eval_best),
+        "stacked": (
+            sum(r["stacked_train_ms"] for r in layers) / 1e3 / record["groups"],
+            eval_best,
+        ),
+    }
+    out = {}
+    for name, (train_s, eval_s) in per_batch.items():
+        per_epoch = train_images / batch * train_s + eval_images / eval_batch * eval_s
+        out[name] = {
+            "train_seconds_per_run_epoch": train_images / batch * train_s,
+            "eval_seconds_per_run_epoch": eval_images / eval_batch * eval_s,
+            "seconds_per_run_epoch": per_epoch,
+        } | {preset: per_epoch * n for preset, n in PRESET_RUN_EPOCHS.items()}
+    return out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto")
@@ -201,8 +222,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--eval-batch", type=int, default=5000)
     parser.add_argument("--groups", type=int, default=6, help="runs fused")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", help="folder for the record (required unless --bounds)")
+    parser.add_argument("--bounds", help="print the time bounds of a probe record and stop")
     args = parser.parse_args(argv)
+    if args.bounds:
+        result = bounds(json.loads(Path(args.bounds).read_text()))
+        print(json.dumps(result, indent=2))
+        return result
+    if not args.out:
+        parser.error("--out is required (or --bounds RECORD)")
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     if cuda:
@@ -258,12 +286,10 @@ def main(argv=None) -> dict:
         f"grouped {record['grouped_vs_separate']:.2f}x, "
         f"stacked {record['stacked_vs_separate']:.2f}x of separate steps"
     )
-    first = rows[0]
     print(
-        f"first layer as patches x weights: eval {first['patch_eval_forward_ms']:.3f} ms "
-        f"(cuDNN {first['eval_forward_ms']:.3f}), train {first['patch_train_step_ms']:.3f} ms "
-        f"(cuDNN {first['train_step_ms']:.3f}); whole network, eager: eval forward "
-        f"{model['eval_forward_ms']:.2f} ms, train forward+backward {model['train_step_ms']:.3f} ms"
+        f"whole network, eager: eval forward {model['eval_forward_ms']:.2f} ms per "
+        f"{args.eval_batch}, train forward+backward {model['train_step_ms']:.3f} ms "
+        f"per {args.batch}"
     )
     return record
 

@@ -6,7 +6,7 @@ import contextlib
 import torch
 
 from hw5repro.device import resolve_device, resolve_precision
-from hw5repro.model import AlexNet, PatchConv2d
+from hw5repro.model import AlexNet
 from hw5repro.runset import build_model
 from hw5repro.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
 from hw5repro.training import RunData, Settings, train, train_epoch
@@ -229,34 +229,3 @@ def test_fused_graphed_runs_equal_runs_trained_alone():
         for a, b in zip(fused[i], alone, strict=True):
             assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (i, fused[i], alone)
             assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
-
-
-def test_patch_convolution_is_cudnns_convolution_on_the_gpu():
-    """The first layer as a matrix product of patches gives cuDNN's convolution (fp32, TF32 off;
-    and bf16 autocast, channels_last), forward and weight gradients, for one run and 3 fused."""
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    for groups in (1, 3):
-        torch.manual_seed(0)
-        patch = PatchConv2d(groups, 96 * groups, 4, groups=groups).cuda()
-        conv = torch.nn.Conv2d(groups, 96 * groups, 4, groups=groups).cuda()
-        conv.load_state_dict(patch.state_dict())
-        x = torch.rand(64, groups, 28, 28, device="cuda")
-        grad = torch.randn(64, 96 * groups, 25, 25, device="cuda")
-        for bf16 in (False, True):
-            fmt = torch.channels_last if bf16 else torch.contiguous_format
-            patch, conv = (m.to(memory_format=fmt) for m in (patch, conv))
-            autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
-            outs = []
-            for module in (patch, conv):
-                module.zero_grad()
-                with autocast:
-                    out = module(x.contiguous(memory_format=fmt))
-                out.backward(grad.to(out.dtype))
-                outs.append((out.float(), module.weight.grad.clone()))
-            tol = {"rtol": 2e-2, "atol": 2e-2} if bf16 else {"rtol": 1e-4, "atol": 1e-4}
-            torch.testing.assert_close(outs[0][0], outs[1][0], **tol)
-            torch.testing.assert_close(
-                outs[0][1], outs[1][1], rtol=tol["rtol"], atol=1.0 if bf16 else 1e-2
-            )
-            assert outs[0][0].is_contiguous(memory_format=fmt)

@@ -234,6 +234,35 @@ def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
     )
 
 
+def test_conv_bounds_of_the_committed_h100_probe():
+    """The GPU README's arithmetic: from the H100 probe record, the presets' convolution work per
+    run and epoch, and the 5-minute Zhang study below even the fusion ceiling's bound."""
+    record = REPO / "benchmarks/results/gpu/a9755f9-sweep-probe-zhang/conv_efficiency_cuda_w1.json"
+    result = conv_efficiency.main(["--bounds", str(record)])
+    layers = json.loads(record.read_text())["layers"]
+    measured = result["measured"]
+    # 6,000 / 64 batches of the summed training-step times, 16,000 / 5,000 of the eval forwards
+    assert measured["train_seconds_per_run_epoch"] == pytest.approx(
+        6000 / 64 * sum(r["train_step_ms"] for r in layers) / 1e3
+    )
+    assert measured["eval_seconds_per_run_epoch"] == pytest.approx(
+        3.2 * sum(r["eval_forward_ms"] for r in layers) / 1e3
+    )
+    assert measured["train_seconds_per_run_epoch"] == pytest.approx(0.124, abs=0.001)
+    assert measured["config/zhang.yaml"] == pytest.approx(
+        27 * 150 * measured["seconds_per_run_epoch"]
+    )
+    # ideal kernels bound less work, the stacked batch least; still above 300 s for the study
+    assert (
+        measured["config/zhang.yaml"]
+        > result["gemm"]["config/zhang.yaml"]
+        > result["stacked"]["config/zhang.yaml"]
+        > 300
+    )
+    with pytest.raises(SystemExit):
+        conv_efficiency.main([])  # neither --out nor --bounds
+
+
 def test_readme_figures_regenerate_from_the_committed_gpu_csv(tmp_path):
     csv = REPO / "benchmarks/results/gpu/2234255-first-run/paper_sweep_epochs.csv"
     written = plot_gpu_records.main(["--epochs", str(csv), "--out", str(tmp_path)])

@@ -36,7 +36,7 @@ class FusedAlexNet(nn.Module):
         layers = []
         for layer in models[0].features:
             if isinstance(layer, nn.Conv2d):
-                layer = type(layer)(  # the first layer stays a PatchConv2d
+                layer = nn.Conv2d(
                     k * layer.in_channels,
                     k * layer.out_channels,
                     layer.kernel_size,

@@ -2,47 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
-
-
-class PatchConv2d(nn.Conv2d):
-    """A convolution with one input channel per group (the layer that sees the images), computed
-    as a matrix product of image patches (``unfold``, then ``baddbmm``, one product per group).
-
-    Same parameters, state dict and result as :class:`torch.nn.Conv2d` (up to float rounding),
-    but fast on GPUs: cuDNN runs this layer (1 -> 96 channels, 4x4) at about 1 TFLOP/s in a
-    training step on an H100, a seventh of the step's time for a thousandth of its work
-    (``benchmarks/results/gpu/a9755f9-sweep-probe-zhang/conv_efficiency_cuda_w1.json``), while
-    the matrix product runs at GEMM speed. Like a convolution's, the output's memory format is the
-    module's: channels_last after ``.to(memory_format=torch.channels_last)`` (the product's own
-    layout, no copy), contiguous otherwise.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.in_channels != self.groups or self.dilation != (1, 1):
-            raise ValueError("PatchConv2d needs one input channel per group and no dilation")
-        if self.padding_mode != "zeros" or isinstance(self.padding, str):
-            raise ValueError("PatchConv2d needs numeric zero padding")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, g, h, w = x.shape
-        (kh, kw), (ph, pw), (sh, sw) = self.kernel_size, self.padding, self.stride
-        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        p, o = kh * kw, self.out_channels // g
-        patches = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
-        patches = patches.view(b, g, p, ho * wo).permute(1, 0, 3, 2).reshape(g, b * ho * wo, p)
-        weight = self.weight.view(g, o, p).transpose(1, 2)  # (G, P, O)
-        if self.bias is None:
-            out = torch.bmm(patches, weight)
-        else:
-            out = torch.baddbmm(self.bias.view(g, 1, o), patches, weight)  # (G, B*L, O)
-        out = out.view(g, b, ho, wo, o).permute(1, 2, 3, 0, 4).reshape(b, ho, wo, g * o)
-        out = out.permute(0, 3, 1, 2)  # (B, G*O, Ho, Wo), channels_last
-        # a (G*O, 1, kh, kw) weight has stride 1 in dim 1 only once made channels_last
-        return out if self.weight.stride(1) == 1 else out.contiguous()
 
 
 class AlexNet(nn.Module):
@@ -63,7 +23,7 @@ class AlexNet(nn.Module):
 
         c1, c2, c3, c4, hidden = w(96), w(256), w(384), w(256), w(800)
         self.features = nn.Sequential(
-            PatchConv2d(1, c1, kernel_size=4),  # 28 -> 25
+            nn.Conv2d(1, c1, kernel_size=4),  # 28 -> 25
             nn.ReLU(inplace=True),
             nn.Conv2d(c1, c1, kernel_size=3),  # 25 -> 23
             nn.ReLU(inplace=True),
