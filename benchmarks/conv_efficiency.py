@@ -175,6 +175,88 @@ def probe_model(args, device, dtype, fmt, timer) -> dict:
     }
 
 
+def attempt(fn) -> dict:
+    """``fn()``'s timings, or the error of a form this device cannot run."""
+    try:
+        return fn()
+    except (RuntimeError, NotImplementedError) as err:
+        return {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+
+
+def probe_candidates(args, device, dtype, timer, layers) -> dict:
+    """Candidate speed-ups, timed here for a later change of the workflow (which uses none yet).
+
+    - ``first_layer``: the first convolution (one input channel, ~1 TFLOP/s in cuDNN's
+      channels_last bf16 training step) in other forms that give the same output: contiguous
+      layout, fp32, and the images padded with zero channels to 4 or 8 (tensor-core kernels want
+      channel counts that are multiples of 8), each as eval forward and training step.
+    - ``conv_bias_relu_eval``: every convolution's eval forward with its bias and ReLU as one
+      cuDNN call (``torch.cudnn_convolution_relu``) against convolution, then ReLU, as the
+      network runs them (the passes between convolutions are half the evaluation time).
+    A form the device cannot run records its error.
+    """
+    first, cl = layers[0], torch.channels_last
+
+    def first_layer(channels, fmt, dt):
+        def run():
+            def tensor(*shape, grad=False):
+                t = torch.randn(*shape, device=device).to(dt)
+                t = t.contiguous(memory_format=fmt) if t.dim() == 4 else t
+                return t.requires_grad_(grad)
+
+            k, cout, size = first["kernel"], first["cout"], first["out_size"]
+            x_eval = tensor(args.eval_batch, channels, 28, 28)
+            x, grad = x_eval[: args.batch], tensor(args.batch, cout, size, size)
+            w, b = tensor(cout, channels, k, k, grad=True), tensor(cout, grad=True)
+
+            def forward():
+                with torch.no_grad():
+                    F.conv2d(x_eval, w, b)
+
+            def train():
+                F.conv2d(x, w, b).backward(grad)
+                w.grad = b.grad = None
+
+            return {
+                "eval_forward_ms": timer.seconds(forward) * 1e3,
+                "train_step_ms": timer.seconds(train) * 1e3,
+            }
+
+        return attempt(run)
+
+    forms = {
+        "channels_last": (1, cl, dtype),
+        "contiguous": (1, torch.contiguous_format, dtype),
+        "channels_last_fp32": (1, cl, torch.float32),
+        "contiguous_fp32": (1, torch.contiguous_format, torch.float32),
+        "channels_last_padded_to_4": (4, cl, dtype),
+        "channels_last_padded_to_8": (8, cl, dtype),
+    }
+    result = {"first_layer": {name: first_layer(*form) for name, form in forms.items()}}
+
+    def conv_relu(layer):
+        pad = layer["padding"]
+        x = torch.randn(args.eval_batch, layer["cin"], layer["size"], layer["size"], device=device)
+        x = x.to(dtype).contiguous(memory_format=cl)
+        w = torch.randn(layer["cout"], layer["cin"], layer["kernel"], layer["kernel"])
+        w = (w * 0.01).to(device, dtype).contiguous(memory_format=cl)
+        b = torch.zeros(layer["cout"], device=device, dtype=dtype)
+        with torch.no_grad():
+            row = {"eager_ms": timer.seconds(lambda: F.relu_(F.conv2d(x, w, b, padding=pad))) * 1e3}
+            fused = attempt(
+                lambda: {
+                    "fused_ms": timer.seconds(
+                        lambda: torch.cudnn_convolution_relu(x, w, b, (1, 1), (pad, pad), (1, 1), 1)
+                    )
+                    * 1e3
+                }
+            )
+        return row | ({"fused_error": fused["error"]} if "error" in fused else fused)
+
+    result["conv_bias_relu_eval"] = [conv_relu(layer) for layer in layers]
+    return result
+
+
 #: Run-epochs of the presets: config/config.yaml (6 ratios x 150 epochs) and config/zhang.yaml
 #: (27 runs x 150 epochs).
 PRESET_RUN_EPOCHS = {"config/config.yaml": 6 * 150, "config/zhang.yaml": 27 * 150}
@@ -242,6 +324,7 @@ def main(argv=None) -> dict:
         for layer in conv_layers(args.width)
     ]
     model = probe_model(args, device, dtype, torch.channels_last, timer)
+    candidates = probe_candidates(args, device, dtype, timer, conv_layers(args.width))
     total = {
         what: sum(r[f"{what}_ms"] for r in rows)
         for what in ("eval_forward", "train_step", "grouped_train", "stacked_train")
@@ -262,6 +345,7 @@ def main(argv=None) -> dict:
         "layers": rows,
         "total_ms": total,
         "model_ms": model,
+        "candidates": candidates,
         "grouped_vs_separate": args.groups * total["train_step"] / total["grouped_train"],
         "stacked_vs_separate": args.groups * total["train_step"] / total["stacked_train"],
     }
@@ -290,6 +374,16 @@ def main(argv=None) -> dict:
         f"whole network, eager: eval forward {model['eval_forward_ms']:.2f} ms per "
         f"{args.eval_batch}, train forward+backward {model['train_step_ms']:.3f} ms "
         f"per {args.batch}"
+    )
+    print("first layer, other forms (eval forward ms per batch, train step ms):")
+    for name, t in candidates["first_layer"].items():
+        what = t.get("error") or f"{t['eval_forward_ms']:.3f}, {t['train_step_ms']:.3f}"
+        print(f"  {name:<28} {what}")
+    rows = candidates["conv_bias_relu_eval"]
+    print(
+        "eval conv + bias + ReLU, eager vs one cuDNN call (ms): "
+        + "; ".join(f"{r['eager_ms']:.2f} vs {r.get('fused_ms', float('nan')):.2f}" for r in rows)
+        + (f" ({rows[0]['fused_error']})" if "fused_error" in rows[0] else "")
     )
     return record
 

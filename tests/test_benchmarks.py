@@ -232,6 +232,22 @@ def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
     assert record["total_ms"]["train_step"] == pytest.approx(
         sum(r["train_step_ms"] for r in layers)
     )
+    # the whole network, eager
+    assert record["model_ms"]["eval_forward_ms"] > 0 and record["model_ms"]["train_step_ms"] > 0
+    # candidate forms of the first layer all run on the CPU; the fused cuDNN call needs CUDA
+    first = record["candidates"]["first_layer"]
+    assert set(first) == {
+        "channels_last",
+        "contiguous",
+        "channels_last_fp32",
+        "contiguous_fp32",
+        "channels_last_padded_to_4",
+        "channels_last_padded_to_8",
+    }
+    assert all(t["eval_forward_ms"] > 0 and t["train_step_ms"] > 0 for t in first.values())
+    relu = record["candidates"]["conv_bias_relu_eval"]
+    assert len(relu) == 6 and all(r["eager_ms"] > 0 for r in relu)
+    assert all("cudnn_convolution_relu" in r["fused_error"] for r in relu)
 
 
 def test_conv_bounds_of_the_committed_h100_probe():
