@@ -48,6 +48,15 @@ python3 -c "import torch, snakemake; print('torch', torch.__version__, 'snakemak
 test -f .mnist/train-images-idx3-ubyte.gz || { echo "FAILED: .mnist missing (carry it)"; exit 1; }
 printf 'data:\n  local_dir: %s\n' "$REPO/.mnist" >/tmp/local-mnist.yaml
 
+# The workflow stages start from an empty results/ and .snakemake/: a checkout's own (a user who
+# runs the check where they work) are moved aside first, never deleted.
+saved=".gpu-check-saved/$(date +%Y%m%dT%H%M%S)"
+for d in results .snakemake; do
+  if [ -e "$d" ]; then
+    mkdir -p "$saved" && mv "$d" "$saved/" && echo "== moved the checkout's $d/ to $saved/$d/"
+  fi
+done
+
 declare -A STATUS
 BUDGET="${GPU_CHECK_BUDGET:-570}"  # seconds for the whole check (the device tool allows 600)
 stage() {  # stage NAME SECONDS COMMAND: run with a time limit, record pass/fail and duration

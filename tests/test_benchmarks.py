@@ -292,7 +292,8 @@ def test_readme_figures_regenerate_from_the_committed_gpu_csv(tmp_path):
 
 def test_gpu_check_fails_loudly(tmp_path):
     """Without the carried MNIST copy, or with a stage it does not know, the GPU check exits
-    non-zero and says so (tried on the CPU; the CUDA assertion is skipped by GPU_CHECK_ON_CPU)."""
+    non-zero and says so (tried on the CPU; the CUDA assertion is skipped by GPU_CHECK_ON_CPU);
+    results/ of the checkout it runs in are moved aside, not deleted."""
     repo = tmp_path / "repo"
     shutil.copytree(
         REPO / "benchmarks", repo / "benchmarks", ignore=shutil.ignore_patterns("results")
@@ -308,6 +309,9 @@ def test_gpu_check_fails_loudly(tmp_path):
     assert proc.returncode == 1 and "FAILED: .mnist missing" in proc.stdout
     (repo / ".mnist").mkdir()
     (repo / ".mnist/train-images-idx3-ubyte.gz").write_bytes(b"")
+    # a checkout's own results are moved aside before the workflow stages, never deleted
+    (repo / "results/runs").mkdir(parents=True)
+    (repo / "results/runs/mine.txt").write_text("keep")
     proc = subprocess.run(
         ["bash", str(repo / "benchmarks/gpu_check.sh")],
         env={**env, "STAGES": "tests-typo"},
@@ -318,3 +322,7 @@ def test_gpu_check_fails_loudly(tmp_path):
     assert proc.returncode == 1
     assert "tests-typo: unknown" in proc.stdout and "GPU CHECK FAILED" in proc.stdout
     assert (tmp_path / "out/gpu_check.log").read_text().count("GPU CHECK FAILED") == 1
+    assert not (repo / "results").exists()
+    (saved,) = (repo / ".gpu-check-saved").iterdir()
+    assert (saved / "results/runs/mine.txt").read_text() == "keep"
+    assert f"moved the checkout's results/ to .gpu-check-saved/{saved.name}/results/" in proc.stdout
