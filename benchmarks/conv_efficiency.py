@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from records import record_header
 
-from hw5repro.device import device_name, resolve_device
+from hw5repro.device import resolve_device
 from hw5repro.model import AlexNet
 
 
@@ -329,13 +328,7 @@ def main(argv=None) -> dict:
         what: sum(r[f"{what}_ms"] for r in rows)
         for what in ("eval_forward", "train_step", "grouped_train", "stacked_train")
     }
-    record = {
-        "benchmark": "conv_efficiency",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+    record = record_header("conv_efficiency", device) | {
         "dtype": str(dtype).removeprefix("torch."),
         "memory_format": "channels_last",
         "width": args.width,

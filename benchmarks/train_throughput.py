@@ -29,19 +29,18 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from records import record_header
 from torch.utils.flop_counter import FlopCounterMode
 
 import hw5repro
-from hw5repro.device import device_name, resolve_channels_last, resolve_device, resolve_precision
+from hw5repro.device import resolve_channels_last, resolve_device, resolve_precision
 from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import AlexNet, count_parameters
 from hw5repro.reference_training import seed_style_epoch
@@ -330,13 +329,7 @@ def main(argv=None) -> dict:
 
     flops = flops_per_image(AlexNet(width=args.width).to(device), device)
     seed_ips, fast_ips = args.images / seed_s, args.images / fast_s
-    record = {
-        "benchmark": "train_throughput",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": str(device),
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+    record = record_header("train_throughput", device) | {
         "threads": torch.get_num_threads(),
         "width": args.width,
         "parameters": count_parameters(fast_model),
