@@ -89,35 +89,46 @@ class Timer:
             torch.cuda.synchronize(self.device)
 
 
-def probe_layer(layer, args, device, dtype, fmt, timer) -> dict:
-    k, pad = layer["kernel"], layer["padding"]
+def conv_inputs(layer, batch, device, dtype, fmt, groups=1, grad=False, input_grad=None):
+    """Random images (or activations) and weights of ``layer`` for a batch, in dtype and format;
+    with ``grad`` the weights (and, unless ``input_grad`` is False, the input) need gradients."""
+    k, size = layer["kernel"], layer["size"]
+    x = torch.randn(batch, layer["cin"] * groups, size, size, device=device)
+    input_grad = grad and (layer["cin"] > 1 if input_grad is None else input_grad)
+    x = x.to(dtype).contiguous(memory_format=fmt).requires_grad_(input_grad)
+    w = torch.randn(layer["cout"] * groups, layer["cin"], k, k, device=device) * 0.01
+    return x, w.to(dtype).contiguous(memory_format=fmt).requires_grad_(grad)
 
-    def tensors(batch, cin, cout, groups=1, grad=False):
-        x = torch.randn(batch, cin * groups, layer["size"], layer["size"], device=device)
-        x = x.to(dtype).contiguous(memory_format=fmt).requires_grad_(grad and layer["cin"] > 1)
-        w = torch.randn(cout * groups, cin, k, k, device=device) * 0.01
-        w = w.to(dtype).contiguous(memory_format=fmt).requires_grad_(grad)
-        return x, w
+
+def forward_seconds(layer, batch, device, dtype, fmt, timer) -> float:
+    x, w = conv_inputs(layer, batch, device, dtype, fmt)
+    with torch.no_grad():
+        return timer.seconds(lambda: F.conv2d(x, w, padding=layer["padding"]))
+
+
+def train_seconds(layer, batch, device, dtype, fmt, timer, groups=1, input_grad=None) -> float:
+    """Forward and backward of one training batch (weight gradient; input gradient where the
+    layer below needs it: not for the first layer, whose input is the images)."""
+    x, w = conv_inputs(layer, batch, device, dtype, fmt, groups, grad=True, input_grad=input_grad)
+    out = layer["out_size"]
+    grad = torch.randn(batch, layer["cout"] * groups, out, out, device=device).to(dtype)
+    grad = grad.contiguous(memory_format=fmt)
+
+    def step():
+        F.conv2d(x, w, padding=layer["padding"], groups=groups).backward(grad)
+        w.grad = x.grad = None
+
+    return timer.seconds(step)
+
+
+def probe_layer(layer, args, device, dtype, fmt, timer) -> dict:
+    k = layer["kernel"]
 
     def forward(batch):
-        x, w = tensors(batch, layer["cin"], layer["cout"])
-        with torch.no_grad():
-            return timer.seconds(lambda: F.conv2d(x, w, padding=pad))
+        return forward_seconds(layer, batch, device, dtype, fmt, timer)
 
     def train(batch, groups=1):
-        x, w = tensors(batch, layer["cin"], layer["cout"], groups, grad=True)
-        grad = torch.randn(
-            batch, layer["cout"] * groups, layer["out_size"], layer["out_size"], device=device
-        ).to(dtype)
-        grad = grad.contiguous(memory_format=fmt)
-
-        def step():
-            F.conv2d(x, w, padding=pad, groups=groups).backward(grad)
-            w.grad = None
-            if x.requires_grad:
-                x.grad = None
-
-        return timer.seconds(step)
+        return train_seconds(layer, batch, device, dtype, fmt, timer, groups)
 
     def gemm(batch):
         m = batch * layer["out_size"] ** 2
@@ -197,28 +208,16 @@ def probe_candidates(args, device, dtype, timer, layers) -> dict:
     first, cl = layers[0], torch.channels_last
 
     def first_layer(channels, fmt, dt):
+        layer = first | {"cin": channels}  # padded: zero channels beside the images
+
         def run():
-            def tensor(*shape, grad=False):
-                t = torch.randn(*shape, device=device).to(dt)
-                t = t.contiguous(memory_format=fmt) if t.dim() == 4 else t
-                return t.requires_grad_(grad)
-
-            k, cout, size = first["kernel"], first["cout"], first["out_size"]
-            x_eval = tensor(args.eval_batch, channels, 28, 28)
-            x, grad = x_eval[: args.batch], tensor(args.batch, cout, size, size)
-            w, b = tensor(cout, channels, k, k, grad=True), tensor(cout, grad=True)
-
-            def forward():
-                with torch.no_grad():
-                    F.conv2d(x_eval, w, b)
-
-            def train():
-                F.conv2d(x, w, b).backward(grad)
-                w.grad = b.grad = None
-
             return {
-                "eval_forward_ms": timer.seconds(forward) * 1e3,
-                "train_step_ms": timer.seconds(train) * 1e3,
+                "eval_forward_ms": forward_seconds(layer, args.eval_batch, device, dt, fmt, timer)
+                * 1e3,
+                "train_step_ms": train_seconds(
+                    layer, args.batch, device, dt, fmt, timer, input_grad=False
+                )
+                * 1e3,
             }
 
         return attempt(run)
