@@ -39,6 +39,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--train-size", type=int, help="override data.train_size")
     parser.add_argument("--test-size", type=int, help="override data.test_size")
     parser.add_argument("--device", help="override training.device")
+    parser.add_argument(
+        "--eval-overlap",
+        type=yaml.safe_load,
+        choices=["auto", True, False],
+        help="override training.eval_overlap: auto, true or false",
+    )
     args = parser.parse_args(argv)
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -49,6 +55,7 @@ def main(argv=None) -> dict:
         ("train_size", "data", args.train_size),
         ("test_size", "data", args.test_size),
         ("device", "training", args.device),
+        ("eval_overlap", "training", args.eval_overlap),
     ]:
         if value is not None:
             config[section][key] = value
@@ -91,6 +98,7 @@ def main(argv=None) -> dict:
         "channels_last": info["channels_last"],
         "compiled": info["compiled"],
         "cuda_graphs": info["cuda_graphs"],
+        "eval_overlap": info["eval_overlap"],
         "config": {k: config[k] for k in ("seed", "data", "experiment", "model", "training")},
         "sweep_wall_seconds": total,
         "sweep_train_seconds": sum(t["train_seconds"] for t in timings.values()),

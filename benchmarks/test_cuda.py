@@ -2,6 +2,7 @@
 has none: these live outside tests/ so that CI's no-skip rule does not apply to them)."""
 
 import contextlib
+from dataclasses import replace
 
 import torch
 
@@ -229,3 +230,26 @@ def test_fused_graphed_runs_equal_runs_trained_alone():
         for a, b in zip(fused[i], alone, strict=True):
             assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (i, fused[i], alone)
             assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
+
+
+def test_overlapped_evaluation_measures_what_inline_evaluation_measures():
+    """eval_overlap (the default on CUDA) evaluates each epoch on a second stream while the next
+    epoch trains on a high-priority stream, from a copy of the epoch's weights: fp32, dropout 0,
+    the same metrics as inline evaluation every epoch (evaluation reading weights that the next
+    epoch is updating would drift them)."""
+    _fp32_exact()
+    data = _data(2000)
+    settings = _resume_settings(
+        "cuda", precision="fp32", dropout=0.0, epochs=5, eval_batch_size=500
+    )
+    inline, _, info = train(data, replace(settings, eval_overlap=False), seed=2, progress=False)
+    assert info["eval_overlap"] is False
+    overlapped, _, info = train(data, settings, seed=2, progress=False)
+    assert info["eval_overlap"] is True and info["cuda_graphs"] is True
+    assert [r["epoch"] for r in overlapped] == [1, 2, 3, 4, 5]
+    for a, b in zip(inline, overlapped, strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (inline, overlapped)
+        assert abs(a["test_loss"] - b["test_loss"]) < 1e-4, (inline, overlapped)
+        assert abs(a["train_acc"] - b["train_acc"]) <= 1 / 2000
+        assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
+        assert b["eval_seconds"] > 0 and b["epoch_seconds"] > 0

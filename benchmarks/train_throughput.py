@@ -41,11 +41,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import hw5repro
 from hw5repro.device import resolve_channels_last, resolve_device, resolve_precision
+from hw5repro.evaluation import EpochEvaluator, evaluate
 from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import AlexNet, count_parameters
 from hw5repro.reference_training import seed_style_epoch
-from hw5repro.runset import evaluate
+from hw5repro.runset import make_runs
 from hw5repro.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
+from hw5repro.training import RunData, Settings, make_step
 
 #: Dense bf16 tensor-core peak (FLOP/s) of common training GPUs, by a substring of their name.
 BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
@@ -137,6 +139,44 @@ class Bench:
             step = GraphedStep(step, batch_sizes(a.images, a.batch_size), runs=k)
         gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
         return lambda: run_epoch(step, a.images, a.batch_size, gens)
+
+    def evaluated_epochs(self, overlap: bool) -> float:
+        """Seconds per epoch of one run trained and evaluated by the workflow's own parts
+        (make_runs, make_step, EpochEvaluator): ``--images`` training images, and every epoch
+        those plus ``--eval-images`` minus them as the test set evaluated, inline or overlapped
+        with the next epoch's training."""
+        a, device = self.args, self.device
+        gen = torch.Generator().manual_seed(1)
+        n_test = max(a.eval_images - a.images, 1)
+        data = RunData(
+            self.x,
+            self.y,
+            torch.zeros(a.images, dtype=torch.bool),
+            torch.rand(n_test, 1, 28, 28, generator=gen),
+            torch.randint(0, 10, (n_test,), generator=gen),
+        )
+        settings = Settings(
+            epochs=1,
+            batch_size=a.batch_size,
+            lr=0.01,
+            width=a.width,
+            device=str(device),
+            precision=self.precision,
+            eval_batch_size=max(a.eval_batch_sizes),
+        )
+        runs = make_runs([data], settings, [0], device, self.fmt, self.autocast)
+        step = make_step(settings, runs, device)
+        evaluator = EpochEvaluator(runs, device, overlap)
+
+        def epoch():
+            started = evaluator.start()
+            losses = run_epoch(step, runs.n, a.batch_size, runs.generators)
+            evaluator.submit(0, started, losses, with_test=True)
+
+        with evaluator.training():
+            seconds = time_loop(epoch, device, a.epochs)
+        evaluator.drain()
+        return seconds
 
 
 # A separate job's lines to the benchmark on its stdout (anything else it prints is passed on).
@@ -326,6 +366,11 @@ def main(argv=None) -> dict:
         )
         for size in args.eval_batch_sizes
     }
+    # One epoch of training and evaluation with the workflow's parts: evaluation inline, and
+    # (CUDA) on a second stream while the next epoch trains (training.eval_overlap).
+    evaluated = {"inline": bench.evaluated_epochs(overlap=False)}
+    if device.type == "cuda":
+        evaluated["overlapped"] = bench.evaluated_epochs(overlap=True)
 
     flops = flops_per_image(AlexNet(width=args.width).to(device), device)
     seed_ips, fast_ips = args.images / seed_s, args.images / fast_s
@@ -349,6 +394,9 @@ def main(argv=None) -> dict:
             size: 16_000 / args.eval_images * sec for size, sec in eval_s.items()
         },
         "train_seconds_per_paper_epoch": 6_000 / fast_ips,
+        # training + evaluation of --images + (--eval-images - --images) test images, per epoch
+        "evaluated_epoch_seconds": evaluated,
+        "eval_overlap_gain": evaluated["inline"] / evaluated.get("overlapped", evaluated["inline"]),
         **fused,
         "train_flops_per_image": flops,
         "fast_tflops_per_s": fast_ips * flops / 1e12,

@@ -47,6 +47,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "precision",
                 "channels_last",
                 "cuda_graphs",
+                "eval_overlap",
                 "runs_fused",
                 "wall_seconds",
                 "train_seconds",

@@ -49,6 +49,9 @@ def test_throughput_record(tmp_path):
     assert saved["train_flops_per_image"] == pytest.approx(70_676_688, rel=1e-6)
     assert saved["graphed_images_per_s"] is None  # CUDA graphs only on a GPU
     assert set(saved["eval_images_per_s"]) == {"64", "256"}
+    # an epoch trained and evaluated by the workflow's parts; overlapped evaluation is CUDA-only
+    assert set(saved["evaluated_epoch_seconds"]) == {"inline"}
+    assert saved["evaluated_epoch_seconds"]["inline"] > 0 and saved["eval_overlap_gain"] == 1.0
     assert saved["fused_runs"] == 2 and saved["fused_eager_images_per_s"] > 0
     # the workflow's fused loop on the CPU is the eager one, timed in this process
     assert saved["fused_images_per_s"] == saved["fused_eager_images_per_s"]
@@ -100,8 +103,11 @@ def test_paper_sweep_runs_every_ratio(tmp_path, mnist_dir):
             "100",
             "--device",
             "cpu",
+            "--eval-overlap",
+            "false",
         ]
     )
+    assert record["eval_overlap"] is False and record["config"]["training"]["eval_overlap"] is False
     epochs = pd.read_csv(tmp_path / "epochs.csv")
     assert sorted(epochs["ratio"].unique()) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert set(record["runs"]) == {

@@ -47,10 +47,21 @@ def resolve_cuda_graphs(spec, device: torch.device, compiled: bool = False) -> b
     torch.compile is on, which manages its own graphs); ``true`` needs a CUDA device."""
     if spec == "auto":
         return device.type == "cuda" and not compiled
+    return _cuda_only("training.cuda_graphs", spec, device, "CUDA graphs need a CUDA device")
+
+
+def resolve_eval_overlap(spec, device: torch.device) -> bool:
+    """``auto`` -> each epoch is evaluated on a second CUDA stream while the next one trains, on
+    CUDA devices; ``true`` needs a CUDA device."""
+    if spec == "auto":
+        return device.type == "cuda"
+    return _cuda_only("training.eval_overlap", spec, device, "a second CUDA stream needs one")
+
+
+def _cuda_only(key: str, spec, device: torch.device, why: str) -> bool:
     if spec and device.type != "cuda":
         raise DeviceError(
-            f"training.cuda_graphs is true but training runs on {device} (CUDA graphs need a "
-            "CUDA device); use 'auto' or false"
+            f"{key} is true but training runs on {device} ({why}); use 'auto' or false"
         )
     return bool(spec)
 

@@ -3,8 +3,9 @@
 :class:`SingleRun` is one run on a plain :class:`~hw5repro.model.AlexNet`; :class:`FusedRuns` is
 K runs in one :class:`~hw5repro.fused.FusedAlexNet` (``train_runs`` with K datasets). Both give the
 training loop the same things: the network and its SGD optimiser, the loss of a minibatch (for
-the step), the runs' batch-order generators, an evaluation of every run, and each run's own state
-in the format of a single run's checkpoint, so that a run resumes fused or alone alike.
+the step), the runs' batch-order generators, what evaluating them needs (a plain evaluation network
+per run, each run's weights and data: :mod:`hw5repro.evaluation`), and each run's own state in the
+format of a single run's checkpoint, so that a run resumes fused or alone alike.
 
 Each run keeps what it has when trained alone: initial weights from its own seed stream, its own
 labels or corrupted inputs, its own permutation of the data every epoch and its own batch.
@@ -15,12 +16,11 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 
 from .experiment import stream_seed
 from .fused import FusedAlexNet, fused_minibatch_loss
 from .model import AlexNet
-from .steps import mean_loss, minibatch_loss
+from .steps import minibatch_loss
 
 
 def model_settings(settings) -> dict:
@@ -47,44 +47,6 @@ def batch_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(stream_seed(seed, "batches"))
 
 
-@torch.inference_mode()
-def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and the per-example correctness of one run, in eval mode, both left
-    on the device (big batches: evaluation is pure forward work, bound by FLOPs)."""
-    model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.empty(x.shape[0], dtype=torch.bool, device=x.device)
-    for start in range(0, x.shape[0], batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        with autocast():
-            out = model(xb)
-        loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
-        correct[start : start + batch_size] = out.argmax(1) == yb
-    model.train()
-    return loss_sum, correct
-
-
-def _epoch_values(losses, n, batch_size, correct, replaced, test) -> torch.Tensor:
-    """(K, 6): train loss, train acc, acc on kept labels, acc on replaced labels, test loss and
-    test acc (NaN when the test set was not evaluated) for ``correct``/``replaced`` (K, N)."""
-
-    def share(mask):  # accuracy on the examples of ``mask``; NaN where a run has none
-        count = mask.sum(1)
-        return torch.where(count > 0, (correct & mask).sum(1) / count.clamp(min=1), float("nan"))
-
-    values = [
-        mean_loss(losses, n, batch_size).reshape(-1),
-        correct.float().mean(1),
-        share(~replaced),
-        share(replaced),
-    ]
-    if test is None:
-        values += [torch.full_like(values[0], float("nan"))] * 2
-    else:
-        values += list(test)
-    return torch.stack(values, 1)
-
-
 class SingleRun:
     """One run on a plain AlexNet (one job per run, the cluster's layout)."""
 
@@ -96,6 +58,7 @@ class SingleRun:
         self.settings, self.autocast = settings, autocast
         self.model = build_model(settings, seed).to(device, memory_format=memory_format)
         self.optimizer = make_optimizer(settings, self.model)
+        self.eval_nets = [copy.deepcopy(self.model)]  # the evaluation's copy of the weights
         self.generators = batch_generator(seed)
         self.train_x = data.train_x.to(device, memory_format=memory_format)
         self.test_x = data.test_x.to(device, memory_format=memory_format)
@@ -106,19 +69,11 @@ class SingleRun:
     def loss(self, model):
         return minibatch_loss(model, self.train_x, self.train_y, self.autocast)
 
-    def evaluate(self, losses, with_test: bool) -> torch.Tensor:
-        size = self.settings.eval_batch_size
-        _, correct = evaluate(self.model, self.train_x, self.train_y, size, self.autocast)
-        test = None
-        if with_test:
-            loss, test_correct = evaluate(self.model, self.test_x, self.test_y, size, self.autocast)
-            test = (
-                (loss / self.test_x.shape[0]).reshape(1),
-                test_correct.float().mean().reshape(1),
-            )
-        return _epoch_values(
-            losses, self.n, self.settings.batch_size, correct.unsqueeze(0), self.replaced, test
-        )
+    def weights(self, run: int) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def eval_data(self, run: int):
+        return self.train_x, self.train_y, self.test_x, self.test_y
 
     def run_state(self, run: int) -> dict:
         return {
@@ -149,7 +104,10 @@ class FusedRuns:
         # Evaluation runs each run's weights in a plain network at the evaluation batch size: a
         # big batch is bound by FLOPs, where plain convolutions beat grouped ones, and a fused
         # batch (eval_batch_size / K images per run, odd sizes) costs cuDNN a long autotuning.
-        self.eval_net = copy.deepcopy(self.nets[0]).to(device, memory_format=memory_format)
+        self.eval_nets = [
+            copy.deepcopy(self.nets[0]).to(device, memory_format=memory_format)
+            for _ in range(self.runs)
+        ]
         self.optimizer = make_optimizer(settings, self.model)
         self.generators = [batch_generator(seed) for seed in seeds]
 
@@ -169,20 +127,16 @@ class FusedRuns:
             model, self.train_x, self.train_y, self.autocast, self.memory_format
         )
 
-    def evaluate(self, losses, with_test: bool) -> torch.Tensor:
-        size, correct, test_loss, test_correct = self.settings.eval_batch_size, [], [], []
-        for run in range(self.runs):
-            self.eval_net.load_state_dict(self.model.unfused(run))
-            x, y = self.train_x[run].unsqueeze(1), self.train_y[run]
-            correct.append(evaluate(self.eval_net, x, y, size, self.autocast)[1])
-            if with_test:
-                x, y = self.test_x[run].unsqueeze(1), self.test_y[run]
-                loss, right = evaluate(self.eval_net, x, y, size, self.autocast)
-                test_loss.append(loss / x.shape[0])
-                test_correct.append(right.float().mean())
-        test = (torch.stack(test_loss), torch.stack(test_correct)) if with_test else None
-        correct = torch.stack(correct)
-        return _epoch_values(losses, self.n, self.settings.batch_size, correct, self.replaced, test)
+    def weights(self, run: int) -> dict[str, torch.Tensor]:
+        return self.model.unfused(run)
+
+    def eval_data(self, run: int):
+        return (
+            self.train_x[run].unsqueeze(1),
+            self.train_y[run],
+            self.test_x[run].unsqueeze(1),
+            self.test_y[run],
+        )
 
     def _momentum(self) -> dict[str, torch.Tensor]:
         return {

@@ -23,6 +23,7 @@ OPERATIONAL_KEYS = (
     "data.local_dir",  # the data's identity is the SHA-256 of its files, not their folder
     "training.checkpoint_every",
     "training.eval_batch_size",
+    "training.eval_overlap",  # when the evaluation runs, not what it measures
     "resources",
 )
 #: The sections a training job reads.

@@ -2,7 +2,8 @@
 
 The training subset and test set live on the device as tensors; every epoch draws a permutation on
 the device; losses and accuracies are accumulated on the device and read back once per epoch (no
-per-step host syncs); optional channels_last, bf16 autocast and torch.compile. An atomic checkpoint
+per-step host syncs); optional channels_last, bf16 autocast and torch.compile; each epoch is
+evaluated by :mod:`hw5repro.evaluation` (on CUDA while the next epoch trains). An atomic checkpoint
 (model, optimiser, RNG states, epoch, metrics so far) is written every ``checkpoint_every`` epochs
 and when SIGTERM arrives (what SLURM sends before it kills a job); a restarted job resumes from it.
 """
@@ -28,8 +29,10 @@ from .device import (
     resolve_channels_last,
     resolve_cuda_graphs,
     resolve_device,
+    resolve_eval_overlap,
     resolve_precision,
 )
+from .evaluation import EpochEvaluator, EpochResult
 from .model import AlexNet
 from .runset import make_runs, model_settings
 from .settings import is_operational
@@ -75,6 +78,7 @@ class Settings:
     channels_last: object = "auto"
     compile: bool = False
     cuda_graphs: object = "auto"
+    eval_overlap: object = "auto"
     runs_per_job: int = 1
     eval_every: int = 1
     eval_batch_size: int = 1000
@@ -196,6 +200,7 @@ def train_runs(
     )
     start_epoch, metrics = saved.resume(runs, device)
     step = make_step(settings, runs, device)
+    evaluator = EpochEvaluator(runs, device, resolve_eval_overlap(settings.eval_overlap, device))
     wall_start = time.perf_counter()
     # A progress bar on a terminal (progress=None lets tqdm decide), one log line per epoch always.
     bar = tqdm(
@@ -206,33 +211,36 @@ def train_runs(
         unit="epoch",
         disable=None if progress is None else not progress,
     )
-    with _SigtermFlag() as sigterm:
+
+    def record(results):  # evaluated epochs (overlapped: the previous one) into the metrics
+        for result in results:
+            for run, row in enumerate(result.values):
+                metrics[run].append(_metrics_row(result, row, descs[run]))
+            bar.set_postfix(loss=f"{result.values[0][0]:.3f}", acc=f"{result.values[0][1]:.3f}")
+
+    with _SigtermFlag() as sigterm, evaluator.training():
         for epoch in bar:
-            t0 = time.perf_counter()
+            started = evaluator.start()
             losses = run_epoch(step, runs.n, settings.batch_size, runs.generators)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t1 = time.perf_counter()
             with_test = epoch + 1 == settings.epochs or (epoch + 1) % settings.eval_every == 0
-            values = runs.evaluate(losses, with_test).tolist()  # (K, 6): the epoch's one sync
-            t2 = time.perf_counter()
-            for run, row in enumerate(values):
-                metrics[run].append(_metrics_row(epoch, row, t1 - t0, t2 - t1, descs[run]))
-            bar.set_postfix(loss=f"{values[0][0]:.3f}", acc=f"{values[0][1]:.3f}")
+            record(evaluator.submit(epoch, started, losses, with_test))
             if saved.paths[0] is not None and (
                 sigterm.raised or (epoch + 1) % settings.checkpoint_every == 0
             ):
+                record(evaluator.drain())
                 saved.save(runs, device, epoch + 1, metrics)
             if sigterm.raised:
                 raise Preempted(
                     f"{', '.join(descs)}: stopped by SIGTERM after epoch {epoch + 1}; "
                     "checkpoint written, rerun the job to resume"
                 )
+        record(evaluator.drain())
     info = {
         "device": str(device),
         "precision": precision,
         "channels_last": channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
+        "eval_overlap": evaluator.overlap,
         "compiled": bool(settings.compile),
         "runs_fused": k,
         "resumed_from_epoch": start_epoch,
@@ -241,34 +249,35 @@ def train_runs(
     return metrics, [runs.run_model(i) for i in range(k)], info
 
 
-def _metrics_row(epoch: int, values: list[float], seconds: float, eval_seconds: float, desc: str):
-    """One run's metrics of one epoch; a non-finite training loss stops training."""
+def _metrics_row(result: EpochResult, values: list[float], desc: str) -> dict:
+    """One run's metrics of one evaluated epoch; a non-finite training loss stops training."""
     loss, acc, acc_kept, acc_replaced, test_loss, test_acc = values
+    epoch = result.epoch + 1
     if not math.isfinite(loss):
         raise TrainingError(
-            f"{desc}: training loss became {loss} at epoch {epoch + 1}; "
+            f"{desc}: training loss became {loss} at epoch {epoch}; "
             "lower training.lr or check the data"
         )
     log.info(
         "%s epoch %d train_loss %.4f train_acc %.4f test_acc %.4f (%.2fs + eval %.2fs)",
         desc,
-        epoch + 1,
+        epoch,
         loss,
         acc,
         test_acc,
-        seconds,
-        eval_seconds,
+        result.train_seconds,
+        result.eval_seconds,
     )
     return {
-        "epoch": epoch + 1,
+        "epoch": epoch,
         "train_loss": loss,
         "train_acc": acc,
         "train_acc_kept": acc_kept,
         "train_acc_replaced": acc_replaced,
         "test_loss": test_loss,
         "test_acc": test_acc,
-        "epoch_seconds": seconds,
-        "eval_seconds": eval_seconds,
+        "epoch_seconds": result.train_seconds,
+        "eval_seconds": result.eval_seconds,
     }
 
 
