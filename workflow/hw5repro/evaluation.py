@@ -97,13 +97,13 @@ class Clock:
     sync), ``time.perf_counter`` on the CPU."""
 
     def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
+        self.device, self.cuda = device, device.type == "cuda"
 
     def mark(self):
         if not self.cuda:
             return time.perf_counter()
         event = torch.cuda.Event(enable_timing=True)
-        event.record()
+        event.record(torch.cuda.current_stream(self.device))  # this device's, not device 0's
         return event
 
     def wait(self, mark) -> None:
@@ -171,7 +171,7 @@ class EpochEvaluator:
         snapshot(self.runs)
         with self._on_eval_stream():
             begun = self.clock.mark()
-            values = evaluate_runs(self.runs, losses, with_test).to("cpu", non_blocking=True)
+            values = self._to_host(evaluate_runs(self.runs, losses, with_test))
             ended = self.clock.mark()
         # ``losses`` stays referenced until read: the training stream must not reuse its memory
         # while the evaluation stream may still read it.
@@ -198,6 +198,14 @@ class EpochEvaluator:
                 self.clock.seconds(begun, ended),
             )
         ]
+
+    def _to_host(self, values: torch.Tensor) -> torch.Tensor:
+        """An asynchronous copy to pinned host memory on CUDA (a copy to pageable memory would
+        block the host until the evaluation is done); read once :meth:`drain` waited for it."""
+        if not self.clock.cuda:
+            return values
+        host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+        return host.copy_(values, non_blocking=True)
 
     def _on_eval_stream(self):
         if self.eval_stream is None:
