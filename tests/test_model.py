@@ -36,3 +36,37 @@ def test_output_shape_and_width_scaling(width):
 
 def test_width_eighth_is_much_smaller():
     assert count_parameters(AlexNet(width=0.125)) < count_parameters(AlexNet()) / 50
+
+
+def _seed_order(model: AlexNet) -> torch.nn.Sequential:
+    """The model's feature layers (the same modules) in the seed's order: ReLU before max-pool."""
+    layers = list(model.features)
+    for i, layer in enumerate(layers[:-1]):
+        if isinstance(layer, torch.nn.MaxPool2d) and isinstance(layers[i + 1], torch.nn.ReLU):
+            layers[i], layers[i + 1] = layers[i + 1], layer
+    assert [type(m).__name__ for m in layers].count("MaxPool2d") == 2
+    assert [type(m).__name__ for m in layers][4:7] == ["Conv2d", "ReLU", "MaxPool2d"]
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_pooling_before_relu_is_the_seeds_network_bit_for_bit(dtype, fmt):
+    """Max-pool then ReLU computes exactly what the seed's ReLU then max-pool computes, values
+    and gradients, in fp32 and bf16, both memory formats, with inputs that leave whole pooling
+    windows negative."""
+    torch.manual_seed(0)
+    model = AlexNet(width=0.25).to(dtype, memory_format=fmt)
+    x = (torch.randn(8, 1, 28, 28) - 0.5).to(dtype, memory_format=fmt)
+    results = []
+    for features in (model.features, _seed_order(model)):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # the same dropout mask
+        out = model.classifier(features(x))
+        out.square().sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    (out_a, grads_a), (out_b, grads_b) = results
+    assert torch.equal(out_a, out_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
+    windows = torch.nn.functional.max_pool2d(model.features[:5](x), 3, 2)
+    assert (windows <= 0).any() and (windows > 0).any()  # both cases of the ReLU are met
