@@ -109,6 +109,7 @@ for s in $STAGES; do
       fi ;;
     throughput) stage throughput 120 "python3 benchmarks/train_throughput.py --device cuda --fused 6 \
       --separate --width 1 --images 6000 --epochs 3 --eval-batch-sizes 1000,5000 --out '$OUT'" ;;
+    overlap) stage overlap 120 "python3 benchmarks/overlap_probe.py --device cuda --out '$OUT'" ;;
     probe) stage probe 90 "python3 benchmarks/conv_efficiency.py --out '$OUT'" ;;
     smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
       stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;

@@ -140,11 +140,11 @@ class Bench:
         gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
         return lambda: run_epoch(step, a.images, a.batch_size, gens)
 
-    def evaluated_epochs(self, overlap: bool) -> float:
+    def evaluated_epochs(self, overlap: bool, evaluator=EpochEvaluator, before_timing=None):
         """Seconds per epoch of one run trained and evaluated by the workflow's own parts
         (make_runs, make_step, EpochEvaluator): ``--images`` training images, and every epoch
         those plus ``--eval-images`` minus them as the test set evaluated, inline or overlapped
-        with the next epoch's training."""
+        with the next epoch's training (``evaluator``, ``before_timing``: for probes)."""
         a, device = self.args, self.device
         gen = torch.Generator().manual_seed(1)
         n_test = max(a.eval_images - a.images, 1)
@@ -166,7 +166,7 @@ class Bench:
         )
         runs = make_runs([data], settings, [0], device, self.fmt, self.autocast)
         step = make_step(settings, runs, device)
-        evaluator = EpochEvaluator(runs, device, overlap)
+        evaluator = evaluator(runs, device, overlap)
 
         def epoch():
             started = evaluator.start()
@@ -174,7 +174,7 @@ class Bench:
             evaluator.submit(0, started, losses, with_test=True)
 
         with evaluator.training():
-            seconds = time_loop(epoch, device, a.epochs)
+            seconds = time_loop(epoch, device, a.epochs, before_timing)
         evaluator.drain()
         return seconds
 
