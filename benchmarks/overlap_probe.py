@@ -3,28 +3,33 @@ while one of them trains a batch-64 run.
 
     python benchmarks/overlap_probe.py --device cuda --out DIR
 
-It measures, on the workflow's own parts (the throughput benchmark's ``Bench``), seconds per
-paper epoch trained and evaluated:
+It runs one paper epoch trained and evaluated (the throughput benchmark's ``Bench``, with the
+workflow's own parts) under several schedules:
 
 - ``inline``: evaluation after each epoch, on the training stream;
-- ``overlapped``: ``training.eval_overlap`` as the workflow runs it (evaluation on a second
+- ``overlapped``: ``training.eval_overlap: true`` as the workflow runs it (evaluation on a second
   stream, training on a high-priority one);
-- ``overlapped_same_priority``: the same with both streams at the default priority;
-- ``overlapped_eval_batch_1000``: evaluation in batches of 1,000 instead of 5,000;
+- on CUDA also: both streams at the default priority; the evaluation stream at the high
+  priority; training on the caller's default stream; evaluation in batches of 1,000;
 
-and seconds per epoch of two graphed training runs one after the other and side by side on two
-streams. For the overlapped schedule and the two runs side by side it records a kernel trace
-(``torch.profiler``) and reports, per stream, the time its kernels were running and the time the
-two streams' kernels ran at the same moment: concurrency without a shorter epoch means the GPU's
-SMs were already full; no concurrency means the schedule serialised them.
+and two graphed training runs one after the other and side by side on two streams. For each it
+records the seconds per epoch, the host's seconds per epoch queueing the training, waiting for
+evaluations and in the rest of ``submit``, and a kernel trace (``torch.profiler``): per stream the
+time its kernels ran, the GPU's idle time, and the time kernels of two streams ran at the same
+moment. Concurrency without a shorter epoch means the GPU's SMs were already full; none at all
+means the schedule or the hardware serialised the streams (the host times say which: a host that
+waits for each evaluation before it can queue the next epoch's training serialises them).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -32,7 +37,7 @@ from records import record_header
 from train_throughput import Bench, _sync, time_loop
 from train_throughput import parse_args as throughput_args
 
-from hw5repro import evaluation
+from hw5repro.evaluation import EpochEvaluator
 
 
 def busy_seconds(intervals) -> float:
@@ -75,6 +80,7 @@ def stream_concurrency(trace: dict) -> dict:
         },
         "span_seconds": (ends - starts) / 1e6,
         "busy_union_seconds": union,
+        "gpu_idle_seconds": (ends - starts) / 1e6 - union,
         # with two streams, the time both ran; with more, a lower bound of it
         "concurrent_seconds": sum(busy.values()) - union,
     }
@@ -96,13 +102,56 @@ def traced(fn, device) -> dict:
         return stream_concurrency(json.loads(path.read_text()))
 
 
-class SamePriority(evaluation.EpochEvaluator):
-    """The overlapped evaluator with its training stream at the default priority."""
+def variant(base, train_priority: int | None = -1, eval_priority: int = 0):
+    """An :class:`~hw5repro.evaluation.EpochEvaluator` with the given stream priorities (None:
+    the default stream's) that records, per epoch, the host's seconds queueing the training,
+    waiting for evaluations, and in the rest of ``submit``; instances in ``.made``."""
 
-    def __init__(self, runs, device, overlap):
-        super().__init__(runs, device, overlap)
-        if self.train_stream is not None:
-            self.train_stream = torch.cuda.Stream(device)
+    class Variant(base):
+        made: list = []
+
+        def __init__(self, runs, device, overlap):
+            super().__init__(runs, device, overlap)
+            if self.eval_stream is not None:
+                self.eval_stream = torch.cuda.Stream(device, priority=eval_priority)
+                self.train_stream = (
+                    None
+                    if train_priority is None
+                    else torch.cuda.Stream(device, priority=train_priority)
+                )
+            self.host, self.waited, self.began = [], 0.0, None
+            Variant.made.append(self)
+
+        def training(self):
+            if self.train_stream is None:  # train on the caller's stream
+                return contextlib.nullcontext()
+            return super().training()
+
+        def start(self):
+            self.began = time.perf_counter()
+            return super().start()
+
+        def submit(self, *args, **kwargs):
+            submitted, self.waited = time.perf_counter(), 0.0
+            done = super().submit(*args, **kwargs)
+            rest = time.perf_counter() - submitted - self.waited
+            self.host.append((submitted - self.began, self.waited, rest))
+            return done
+
+        def drain(self):
+            begun = time.perf_counter()
+            done = super().drain()
+            self.waited += time.perf_counter() - begun
+            return done
+
+    return Variant
+
+
+def host_seconds(evaluator) -> dict:
+    """Median host seconds per timed epoch (the warm-up epoch left out)."""
+    rows = evaluator.host[1:] or evaluator.host
+    names = ("queue_training", "wait_for_evaluation", "rest_of_submit")
+    return {name: statistics.median(r[i] for r in rows) for i, name in enumerate(names)}
 
 
 def two_runs(bench: Bench, side_by_side: bool):
@@ -141,36 +190,47 @@ def main(argv=None) -> dict:
     small = Bench(throughput_args(common + ["--eval-batch-sizes=1000"]))
     device = bench.device
 
-    epoch_seconds = {
-        "inline": bench.evaluated_epochs(overlap=False),
-        "overlapped": bench.evaluated_epochs(overlap=True),
-    }
+    # name: (bench, overlap, training stream priority, evaluation stream priority)
+    variants = {"inline": (bench, False, -1, 0), "overlapped": (bench, True, -1, 0)}
     if device.type == "cuda":
-        epoch_seconds["overlapped_same_priority"] = bench.evaluated_epochs(True, SamePriority)
-        epoch_seconds["overlapped_eval_batch_1000"] = small.evaluated_epochs(overlap=True)
+        variants |= {
+            "overlapped_same_priority": (bench, True, 0, 0),
+            "overlapped_evaluation_first": (bench, True, 0, -1),
+            "overlapped_training_on_default_stream": (bench, True, None, 0),
+            "overlapped_eval_batch_1000": (small, True, -1, 0),
+        }
+    schedules = {}
+    for name, (b, overlap, train_priority, eval_priority) in variants.items():
+        cls = variant(EpochEvaluator, train_priority, eval_priority)
+        seconds = b.evaluated_epochs(overlap, cls)
+        trace = traced(lambda start, b=b, o=overlap, c=cls: b.evaluated_epochs(o, c, start), device)
+        if name != "overlapped":
+            for stream in trace["streams"].values():
+                stream.pop("top_kernels_seconds")
+        schedules[name] = {
+            "epoch_seconds": seconds,
+            "host_seconds_per_epoch": host_seconds(cls.made[0]),
+            "traced_epoch_seconds": trace.get("span_seconds", 0.0) / a.epochs,
+            "trace": trace,
+        }
     two = {
         "one_after_the_other": time_loop(two_runs(bench, False), device, a.epochs),
         "side_by_side": time_loop(two_runs(bench, True), device, a.epochs),
     }
-    traces = {
-        "overlapped": traced(
-            lambda start: bench.evaluated_epochs(True, before_timing=start), device
-        ),
-        "two_runs_side_by_side": traced(
-            lambda start: time_loop(two_runs(bench, True), device, 2, start), device
-        ),
-    }
+    two_trace = traced(lambda start: time_loop(two_runs(bench, True), device, 2, start), device)
     record = record_header("overlap_probe", device) | {
         "width": a.width,
         "images": a.images,
         "eval_images": a.eval_images,
         "timed_epochs": a.epochs,
         "precision": bench.precision,
-        "evaluated_epoch_seconds": epoch_seconds,
-        "eval_overlap_gain": epoch_seconds["inline"] / epoch_seconds["overlapped"],
+        "evaluated_epoch_seconds": {k: v["epoch_seconds"] for k, v in schedules.items()},
+        "eval_overlap_gain": schedules["inline"]["epoch_seconds"]
+        / schedules["overlapped"]["epoch_seconds"],
         "two_runs_epoch_seconds": two,
         "two_runs_side_by_side_gain": two["one_after_the_other"] / two["side_by_side"],
-        "traces": traces,
+        "schedules": schedules,
+        "two_runs_side_by_side_trace": two_trace,
     }
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"overlap_probe_{device.type}.json"

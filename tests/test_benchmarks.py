@@ -14,6 +14,7 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import conv_efficiency  # noqa: E402
+import overlap_probe  # noqa: E402
 import paper_sweep  # noqa: E402
 import plot_gpu_records  # noqa: E402
 import train_throughput  # noqa: E402
@@ -200,6 +201,42 @@ def test_workflow_record_of_a_run_stopped_at_its_limit(tmp_path):
     }
     assert logged.set_index("run").loc["labels_r0_s1", "test_acc"] == 0.2
     assert logged["train_loss"].eq(2.3).all()
+
+
+def test_stream_concurrency_of_a_kernel_trace():
+    def kernel(stream, ts, dur, name="k"):
+        return {"cat": "kernel", "ts": ts, "dur": dur, "name": name, "args": {"stream": stream}}
+
+    trace = {
+        "traceEvents": [
+            kernel(7, 0, 10, "conv"),
+            kernel(7, 30, 5, "conv"),
+            kernel(8, 5, 10, "pool"),
+            {"cat": "cpu_op", "ts": 0, "dur": 100, "name": "aten::add"},
+        ]
+    }
+    found = overlap_probe.stream_concurrency(trace)
+    assert found["streams"]["7"]["kernels"] == 2
+    assert found["streams"]["7"]["busy_seconds"] == pytest.approx(15e-6)
+    assert found["streams"]["8"]["top_kernels_seconds"] == {"pool": pytest.approx(10e-6)}
+    assert found["span_seconds"] == pytest.approx(35e-6)
+    assert found["busy_union_seconds"] == pytest.approx(20e-6)  # 0-15 and 30-35
+    assert found["gpu_idle_seconds"] == pytest.approx(15e-6)
+    assert found["concurrent_seconds"] == pytest.approx(5e-6)  # 5-10
+
+
+def test_overlap_probe_times_every_schedule_on_the_cpu(tmp_path):
+    record = overlap_probe.main(
+        ["--device", "cpu", "--width", "0.125", "--images", "128", "--eval-images", "256"]
+        + ["--epochs", "2", "--out", str(tmp_path)]
+    )
+    assert json.loads((tmp_path / "overlap_probe_cpu.json").read_text()) == record
+    assert set(record["schedules"]) == {"inline", "overlapped"}  # the CPU has one stream
+    for schedule in record["schedules"].values():
+        assert schedule["epoch_seconds"] > 0
+        host = schedule["host_seconds_per_epoch"]
+        assert host["queue_training"] > 0 and host["rest_of_submit"] > 0
+    assert record["two_runs_epoch_seconds"]["side_by_side"] > 0
 
 
 def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
