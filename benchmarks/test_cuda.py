@@ -233,7 +233,7 @@ def test_fused_graphed_runs_equal_runs_trained_alone():
 
 
 def test_overlapped_evaluation_measures_what_inline_evaluation_measures():
-    """eval_overlap (the default on CUDA) evaluates each epoch on a second stream while the next
+    """eval_overlap: true evaluates each epoch on a second stream while the next
     epoch trains on a high-priority stream, from a copy of the epoch's weights: fp32, dropout 0,
     the same metrics as inline evaluation every epoch (evaluation reading weights that the next
     epoch is updating would drift them)."""
@@ -244,7 +244,7 @@ def test_overlapped_evaluation_measures_what_inline_evaluation_measures():
     )
     inline, _, info = train(data, replace(settings, eval_overlap=False), seed=2, progress=False)
     assert info["eval_overlap"] is False
-    overlapped, _, info = train(data, settings, seed=2, progress=False)
+    overlapped, _, info = train(data, replace(settings, eval_overlap=True), seed=2, progress=False)
     assert info["eval_overlap"] is True and info["cuda_graphs"] is True
     assert [r["epoch"] for r in overlapped] == [1, 2, 3, 4, 5]
     for a, b in zip(inline, overlapped, strict=True):

@@ -51,10 +51,12 @@ def resolve_cuda_graphs(spec, device: torch.device, compiled: bool = False) -> b
 
 
 def resolve_eval_overlap(spec, device: torch.device) -> bool:
-    """``auto`` -> each epoch is evaluated on a second CUDA stream while the next one trains, on
-    CUDA devices; ``true`` needs a CUDA device."""
+    """``true``: each epoch is evaluated on a second CUDA stream while the next one trains (needs a
+    CUDA device). ``auto`` -> inline on every device: on an H100 the overlapped schedule measured
+    no gain (0.203 s per evaluated paper epoch either way; its kernel trace shows the two streams
+    never ran at once: benchmarks/results/gpu/804fad2-overlap-check, b1d33d5-overlap-probe)."""
     if spec == "auto":
-        return device.type == "cuda"
+        return False
     return _cuda_only("training.eval_overlap", spec, device, "a second CUDA stream needs one")
 
 

@@ -5,7 +5,8 @@
 epoch's training:
 
 - **inline**: an epoch is evaluated and read back before the next one trains (the CPU's way).
-- **overlapped** (``training.eval_overlap``; auto = on for CUDA): the epoch's weights are copied
+- **overlapped** (``training.eval_overlap: true``; CUDA only; ``auto`` is inline, because on an
+  H100 this schedule measured no gain: see ``resolve_eval_overlap``): the epoch's weights are copied
   into the evaluation networks in training order, then evaluated on a second CUDA stream while
   the next epoch trains on a high-priority stream. A training step at batch 64 leaves most of the
   GPU idle between and inside its small kernels; the big evaluation batches fill it. The
