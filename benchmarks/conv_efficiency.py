@@ -8,6 +8,8 @@ For each convolution of the workflow's AlexNet (bf16 autocast, channels_last on 
   reach for that amount of work, so the gap is the convolution kernels' own inefficiency;
 - the whole network (eval forward, and forward + backward of a training batch, eager), to show
   what the convolutions leave to the other layers;
+- the passes between the convolutions (bias, ReLU, max-pool) against candidate forms of the
+  same computation (``probe_epilogues``);
 - horizontal fusion: the grouped convolution of ``--groups`` runs at the training batch (what
   ``hw5repro.fused`` runs) against one ungrouped convolution of ``--groups`` x batch images
   (the ceiling of fusing by stacking batches).
@@ -42,7 +44,8 @@ from hw5repro.model import AlexNet
 
 
 def conv_layers(width: float) -> list[dict]:
-    """Every convolution of the AlexNet with its input size (28x28 MNIST)."""
+    """Every convolution of the AlexNet with its input size (28x28 MNIST) and whether a max-pool
+    follows it."""
     layers, size = [], 28
     for module in AlexNet(width=width).features:
         if isinstance(module, torch.nn.Conv2d):
@@ -56,10 +59,12 @@ def conv_layers(width: float) -> list[dict]:
                     "padding": pad,
                     "size": size,
                     "out_size": out,
+                    "pooled": False,
                 }
             )
             size = out
         elif isinstance(module, torch.nn.MaxPool2d):
+            layers[-1]["pooled"] = True
             size = (size - module.kernel_size) // module.stride + 1
     return layers
 
@@ -255,6 +260,107 @@ def probe_candidates(args, device, dtype, timer, layers) -> dict:
     return result
 
 
+def probe_epilogues(args, device, dtype, timer, layers) -> list[dict]:
+    """The passes between the convolutions (half of the evaluation's time on the H100), per
+    convolution's output (channels_last), each against a candidate that computes the same:
+
+    - the bias: PyTorch adds a cuDNN convolution's bias in a broadcast elementwise kernel
+      (``out.add_(b)``, non-vectorised); the same sum as a matrix product of rank one
+      (``addmm(out2d, ones, b)``: one rounding of out + b either way, so the same values), at the
+      evaluation batch and the training batch; and its gradient, a reduction kernel
+      (``g.sum((0, 2, 3))``) against the product's backward (``ones^T @ g2d``);
+    - the ReLU (in place);
+    - the 3x3/2 max-pool after the third and sixth convolution, forward at the evaluation batch
+      and forward + backward at the training batch, channels_last against contiguous, and the
+      bias added after the pool instead of before (max and a per-channel add commute: the same
+      values, a fourth of the additions).
+    ``same_values``: the candidate's output equals the reference's exactly."""
+    return [epilogue_row(layer, args, device, dtype, timer) for layer in layers]
+
+
+def epilogue_row(layer, args, device, dtype, timer) -> dict:
+    """:func:`probe_epilogues` for one convolution's output."""
+    c, size = layer["cout"], layer["out_size"]
+
+    def activation(batch, fmt=torch.channels_last, grad=False):
+        x = torch.randn(batch, c, size, size, device=device).to(dtype)
+        return x.contiguous(memory_format=fmt).requires_grad_(grad)
+
+    bias = torch.randn(c, device=device).to(dtype).view(1, c, 1, 1)
+    row = {"cout": c, "size": size}
+    for name, batch in (("eval", args.eval_batch), ("train", args.batch)):
+        row |= bias_and_relu(activation(batch), bias, timer, name)
+    row |= bias_gradient(activation(args.batch), timer)
+    if layer["pooled"]:
+        for name, fmt in (("nhwc", torch.channels_last), ("nchw", torch.contiguous_format)):
+            row[f"pool_{name}_eval_ms"] = (
+                pool_seconds(activation(args.eval_batch, fmt), timer) * 1e3
+            )
+            row[f"pool_{name}_train_ms"] = (
+                pool_seconds(activation(args.batch, fmt, grad=True), timer) * 1e3
+            )
+        x = activation(args.eval_batch)
+        with torch.no_grad():
+            row["pool_then_bias_same_values"] = torch.equal(
+                F.max_pool2d(x + bias, 3, 2), F.max_pool2d(x, 3, 2) + bias
+            )
+            row["bias_then_pool_eval_ms"] = (
+                timer.seconds(lambda: F.max_pool2d(x + bias, 3, 2)) * 1e3
+            )
+            row["pool_then_bias_eval_ms"] = (
+                timer.seconds(lambda: F.max_pool2d(x, 3, 2) + bias) * 1e3
+            )
+    return row
+
+
+@torch.no_grad()
+def bias_and_relu(out, bias, timer, name: str) -> dict:
+    """The bias added as PyTorch adds it and as a rank-one matrix product (channels_last
+    ``out``), whether both give the same values, and an in-place ReLU (with the copy it needs)."""
+    n, c, h, w = out.shape
+    flat = out.permute(0, 2, 3, 1).reshape(-1, c)  # a view of channels_last memory
+    ones, row = flat.new_ones(flat.shape[0], 1), bias.view(1, c)
+
+    def by_product():
+        return torch.addmm(flat, ones, row).view(n, h, w, c).permute(0, 3, 1, 2)
+
+    return {
+        f"bias_add_{name}_ms": timer.seconds(lambda: out + bias) * 1e3,
+        f"bias_addmm_{name}_ms": timer.seconds(by_product) * 1e3,
+        f"bias_addmm_{name}_same_values": torch.equal(out + bias, by_product()),
+        f"relu_{name}_ms": timer.seconds(lambda: out.clone().relu_()) * 1e3,
+        f"clone_{name}_ms": timer.seconds(out.clone) * 1e3,
+    }
+
+
+@torch.no_grad()
+def bias_gradient(grad, timer) -> dict:
+    """A convolution's bias gradient as PyTorch computes it (a reduction) and as the backward
+    of the rank-one product (``ones^T @ grad2d``), with their largest relative difference."""
+    flat = grad.permute(0, 2, 3, 1).reshape(-1, grad.shape[1])
+    ones = flat.new_ones(1, flat.shape[0])
+    by_sum, by_mm = grad.sum((0, 2, 3)).float(), (ones @ flat).float().squeeze(0)
+    return {
+        "bias_grad_sum_train_ms": timer.seconds(lambda: grad.sum((0, 2, 3))) * 1e3,
+        "bias_grad_mm_train_ms": timer.seconds(lambda: ones @ flat) * 1e3,
+        "bias_grad_max_rel_diff": ((by_sum - by_mm).abs().max() / by_sum.abs().max()).item(),
+    }
+
+
+def pool_seconds(x, timer) -> float:
+    """The 3x3/2 max-pool: forward, or forward + backward where ``x`` needs a gradient."""
+    if not x.requires_grad:
+        with torch.no_grad():
+            return timer.seconds(lambda: F.max_pool2d(x, 3, 2))
+    gy = torch.randn_like(F.max_pool2d(x.detach(), 3, 2))
+
+    def step():
+        F.max_pool2d(x, 3, 2).backward(gy)
+        x.grad = None
+
+    return timer.seconds(step)
+
+
 #: Run-epochs of the presets: config/config.yaml (6 ratios x 150 epochs) and config/zhang.yaml
 #: (27 runs x 150 epochs).
 PRESET_RUN_EPOCHS = {"config/config.yaml": 6 * 150, "config/zhang.yaml": 27 * 150}
@@ -323,6 +429,7 @@ def main(argv=None) -> dict:
     ]
     model = probe_model(args, device, dtype, torch.channels_last, timer)
     candidates = probe_candidates(args, device, dtype, timer, conv_layers(args.width))
+    candidates["epilogues"] = probe_epilogues(args, device, dtype, timer, conv_layers(args.width))
     total = {
         what: sum(r[f"{what}_ms"] for r in rows)
         for what in ("eval_forward", "train_step", "grouped_train", "stacked_train")
@@ -377,6 +484,20 @@ def main(argv=None) -> dict:
         + "; ".join(f"{r['eager_ms']:.2f} vs {r.get('fused_ms', float('nan')):.2f}" for r in rows)
         + (f" ({rows[0]['fused_error']})" if "fused_error" in rows[0] else "")
     )
+    print("between the convolutions, per layer (ms; eval batch / train batch):")
+    for r in candidates["epilogues"]:
+        pool = (
+            f"; pool nhwc {r['pool_nhwc_eval_ms']:.2f}/{r['pool_nhwc_train_ms']:.3f}"
+            f" nchw {r['pool_nchw_eval_ms']:.2f}/{r['pool_nchw_train_ms']:.3f}"
+            if "pool_nhwc_eval_ms" in r
+            else ""
+        )
+        print(
+            f"  {r['cout']:>4} @{r['size']:<3} bias add {r['bias_add_eval_ms']:.2f}"
+            f"/{r['bias_add_train_ms']:.3f} addmm {r['bias_addmm_eval_ms']:.2f}"
+            f"/{r['bias_addmm_train_ms']:.3f}; bias grad sum {r['bias_grad_sum_train_ms']:.3f}"
+            f" mm {r['bias_grad_mm_train_ms']:.3f}{pool}"
+        )
     return record
 
 

@@ -291,6 +291,15 @@ def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
     relu = record["candidates"]["conv_bias_relu_eval"]
     assert len(relu) == 6 and all(r["eager_ms"] > 0 for r in relu)
     assert all("cudnn_convolution_relu" in r["fused_error"] for r in relu)
+    # the passes between the convolutions: each candidate computes what the network computes
+    epilogues = record["candidates"]["epilogues"]
+    assert [r["pooled"] for r in layers] == [False, False, True, False, False, True]
+    assert [("pool_nhwc_eval_ms" in r) for r in epilogues] == [r["pooled"] for r in layers]
+    for r in epilogues:
+        assert r["bias_addmm_eval_same_values"] is True and r["bias_addmm_train_same_values"]
+        assert r["bias_grad_max_rel_diff"] < 1e-5  # fp32: a different order of the same sum
+        assert r["bias_add_eval_ms"] > 0 and r["bias_grad_mm_train_ms"] > 0
+        assert r.get("pool_then_bias_same_values", True) is True
 
 
 def test_conv_bounds_of_the_committed_h100_probe():
