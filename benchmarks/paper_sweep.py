@@ -45,6 +45,9 @@ def main(argv=None) -> dict:
         choices=["auto", True, False],
         help="override training.eval_overlap: auto, true or false",
     )
+    parser.add_argument(
+        "--conv-bias", choices=["add", "gemm"], help="override training.conv_bias: add or gemm"
+    )
     args = parser.parse_args(argv)
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -56,6 +59,7 @@ def main(argv=None) -> dict:
         ("test_size", "data", args.test_size),
         ("device", "training", args.device),
         ("eval_overlap", "training", args.eval_overlap),
+        ("conv_bias", "training", args.conv_bias),
     ]:
         if value is not None:
             config[section][key] = value
@@ -98,6 +102,7 @@ def main(argv=None) -> dict:
         "channels_last": info["channels_last"],
         "compiled": info["compiled"],
         "cuda_graphs": info["cuda_graphs"],
+        "conv_bias": info["conv_bias"],
         "eval_overlap": info["eval_overlap"],
         "config": {k: config[k] for k in ("seed", "data", "experiment", "model", "training")},
         "sweep_wall_seconds": total,

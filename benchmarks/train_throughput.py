@@ -102,7 +102,7 @@ class Bench:
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
-    def fast_epoch(self, graphed: bool, seed: int = 0):
+    def fast_epoch(self, graphed: bool, seed: int = 0, conv_bias: str = "add"):
         """One run (model and batch order seeded ``seed``) with the workflow's fast loop: data
         resident on the device, device-side permutation, no per-step sync; eager steps, or the
         same step captured in CUDA graphs (what the workflow uses on CUDA). Returns the epoch
@@ -113,7 +113,7 @@ class Bench:
                 torch.backends.cudnn.benchmark = True
             self.xd, self.yd = self.x.to(device, memory_format=self.fmt), self.y.to(device)
         torch.manual_seed(seed)
-        model = AlexNet(width=a.width).to(device, memory_format=self.fmt)
+        model = AlexNet(width=a.width, conv_bias=conv_bias).to(device, memory_format=self.fmt)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         step = EagerStep(model, opt, minibatch_loss(model, self.xd, self.yd, self.autocast))
         if graphed:
@@ -140,7 +140,9 @@ class Bench:
         gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
         return lambda: run_epoch(step, a.images, a.batch_size, gens)
 
-    def evaluated_epochs(self, overlap: bool, evaluator=EpochEvaluator, before_timing=None):
+    def evaluated_epochs(
+        self, overlap: bool, evaluator=EpochEvaluator, before_timing=None, conv_bias="add"
+    ):
         """Seconds per epoch of one run trained and evaluated by the workflow's own parts
         (make_runs, make_step, EpochEvaluator): ``--images`` training images, and every epoch
         those plus ``--eval-images`` minus them as the test set evaluated, inline or overlapped
@@ -163,6 +165,7 @@ class Bench:
             device=str(device),
             precision=self.precision,
             eval_batch_size=max(a.eval_batch_sizes),
+            conv_bias=conv_bias,
         )
         runs = make_runs([data], settings, [0], device, self.fmt, self.autocast)
         step = make_step(settings, runs, device)
@@ -371,6 +374,23 @@ def main(argv=None) -> dict:
     evaluated = {"inline": bench.evaluated_epochs(overlap=False)}
     if device.type == "cuda":
         evaluated["overlapped"] = bench.evaluated_epochs(overlap=True)
+    # The convolutions' biases as a matrix product (training.conv_bias: gemm; on the CPU the
+    # network is the plain one, so there the ratios only show the noise): the fast loop,
+    # evaluation at the largest batch, and the evaluated epoch.
+    evaluated["inline_gemm_bias"] = bench.evaluated_epochs(overlap=False, conv_bias="gemm")
+    epoch, gemm_model = bench.fast_epoch(graphed=graphed_s is not None, conv_bias="gemm")
+    gemm_ips = args.images / time_loop(epoch, device, args.epochs)
+    size = max(args.eval_batch_sizes)
+    gemm_eval_s = time_loop(
+        lambda: evaluate(gemm_model, eval_x, eval_y, size, bench.autocast), device, args.epochs
+    )
+    gemm = {
+        "gemm_bias_images_per_s": gemm_ips,
+        "gemm_bias_vs_add": gemm_ips * fast_s / args.images,
+        "gemm_bias_eval_images_per_s": args.eval_images / gemm_eval_s,
+        "gemm_bias_vs_add_eval": eval_s[size] / gemm_eval_s,
+        "gemm_bias_vs_add_evaluated_epoch": evaluated["inline"] / evaluated["inline_gemm_bias"],
+    }
 
     flops = flops_per_image(AlexNet(width=args.width).to(device), device)
     seed_ips, fast_ips = args.images / seed_s, args.images / fast_s
@@ -397,6 +417,7 @@ def main(argv=None) -> dict:
         # training + evaluation of --images + (--eval-images - --images) test images, per epoch
         "evaluated_epoch_seconds": evaluated,
         "eval_overlap_gain": evaluated["inline"] / evaluated.get("overlapped", evaluated["inline"]),
+        **gemm,
         **fused,
         "train_flops_per_image": flops,
         "fast_tflops_per_s": fast_ips * flops / 1e12,

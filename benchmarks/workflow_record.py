@@ -47,6 +47,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "precision",
                 "channels_last",
                 "cuda_graphs",
+                "conv_bias",
                 "eval_overlap",
                 "runs_fused",
                 "wall_seconds",

@@ -51,8 +51,17 @@ def test_throughput_record(tmp_path):
     assert saved["graphed_images_per_s"] is None  # CUDA graphs only on a GPU
     assert set(saved["eval_images_per_s"]) == {"64", "256"}
     # an epoch trained and evaluated by the workflow's parts; overlapped evaluation is CUDA-only
-    assert set(saved["evaluated_epoch_seconds"]) == {"inline"}
+    assert set(saved["evaluated_epoch_seconds"]) == {"inline", "inline_gemm_bias"}
     assert saved["evaluated_epoch_seconds"]["inline"] > 0 and saved["eval_overlap_gain"] == 1.0
+    # conv_bias: gemm, timed by the same loops (on the CPU the same network: ratios near 1)
+    assert saved["gemm_bias_images_per_s"] > 0 and saved["gemm_bias_eval_images_per_s"] > 0
+    assert saved["gemm_bias_vs_add"] == pytest.approx(
+        saved["gemm_bias_images_per_s"] / saved["fast_images_per_s"]
+    )
+    assert saved["gemm_bias_vs_add_evaluated_epoch"] == pytest.approx(
+        saved["evaluated_epoch_seconds"]["inline"]
+        / saved["evaluated_epoch_seconds"]["inline_gemm_bias"]
+    )
     assert saved["fused_runs"] == 2 and saved["fused_eager_images_per_s"] > 0
     # the workflow's fused loop on the CPU is the eager one, timed in this process
     assert saved["fused_images_per_s"] == saved["fused_eager_images_per_s"]
@@ -106,9 +115,13 @@ def test_paper_sweep_runs_every_ratio(tmp_path, mnist_dir):
             "cpu",
             "--eval-overlap",
             "false",
+            "--conv-bias",
+            "gemm",
         ]
     )
     assert record["eval_overlap"] is False and record["config"]["training"]["eval_overlap"] is False
+    # asked for, but on the CPU the convolutions add their bias inside oneDNN's convolution
+    assert record["config"]["training"]["conv_bias"] == "gemm" and record["conv_bias"] == "add"
     epochs = pd.read_csv(tmp_path / "epochs.csv")
     assert sorted(epochs["ratio"].unique()) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert set(record["runs"]) == {

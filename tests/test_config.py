@@ -33,6 +33,7 @@ def test_presets_are_valid(tmp_path):
     [
         ("training", {"lr": -0.1}, "['training']['lr']"),
         ("training", {"device": "gpu"}, "['training']['device']"),
+        ("training", {"conv_bias": "fused"}, "['training']['conv_bias']"),
         ("training", {"epochs": "many"}, "['training']['epochs']"),
         ("training", {"lr_typo": 0.1}, "'lr_typo' was unexpected"),
         ("experiment", {"label_ratios": [0.0, 1.5]}, "['experiment']['label_ratios'][1]"),

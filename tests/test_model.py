@@ -70,3 +70,51 @@ def test_pooling_before_relu_is_the_seeds_network_bit_for_bit(dtype, fmt):
     assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
     windows = torch.nn.functional.max_pool2d(model.features[:5](x), 3, 2)
     assert (windows <= 0).any() and (windows > 0).any()  # both cases of the ReLU are met
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bias_as_a_matrix_product_adds_the_same_values(dtype):
+    """conv_bias: gemm (hw5repro.model.add_bias): out + bias as addmm(out2d, ones, bias) rounds
+    the same sum once, so the values equal the broadcast add's bit for bit; the input's gradient
+    passes unchanged and the bias gradient is the same sum in another order."""
+    from hw5repro.model import add_bias
+
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(4, 12, 7, 7, generator=gen).to(dtype)
+    bias = torch.randn(12, generator=gen).to(dtype)
+    grad = torch.randn(4, 12, 7, 7, generator=gen).to(dtype)
+    for fmt in (torch.channels_last, torch.contiguous_format):  # contiguous: the broadcast add
+        x = out.contiguous(memory_format=fmt).requires_grad_()
+        b = bias.clone().requires_grad_()
+        summed = add_bias(x, b)
+        assert summed.is_contiguous(memory_format=fmt)
+        assert torch.equal(summed, out + bias.view(1, 12, 1, 1))
+        summed.backward(grad.contiguous(memory_format=fmt))
+        assert torch.equal(x.grad, grad)
+        expected = grad.float().sum((0, 2, 3))
+        assert torch.allclose(
+            b.grad.float(), expected, rtol=1e-2 if dtype == torch.bfloat16 else 1e-5
+        )
+
+
+def test_gemm_bias_network_has_the_seeds_weights_and_outputs_on_the_cpu():
+    """AlexNet(conv_bias="gemm") has the seed's parameters and state dict keys; on the CPU its
+    convolutions are nn.Conv2d's (oneDNN adds the bias inside the convolution); elsewhere the
+    product gives what a convolution without bias plus the bias gives."""
+    import torch.nn.functional as F
+
+    from hw5repro.model import GemmBiasConv2d, add_bias
+
+    torch.manual_seed(0)
+    plain = AlexNet(width=0.25).eval()
+    gemm = AlexNet(width=0.25, conv_bias="gemm").eval()
+    assert gemm.state_dict().keys() == plain.state_dict().keys()
+    assert sum(isinstance(m, GemmBiasConv2d) for m in gemm.modules()) == 6
+    gemm.load_state_dict(plain.state_dict())
+    x = torch.rand(5, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    assert torch.equal(gemm(x), plain(x))
+    conv = gemm.features[0]
+    with_bias = F.conv2d(x, conv.weight, conv.bias)
+    assert torch.allclose(add_bias(F.conv2d(x, conv.weight), conv.bias), with_bias, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown conv_bias 'fused'"):
+        AlexNet(conv_bias="fused")

@@ -2,7 +2,44 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+#: How a convolution's bias is added (``training.conv_bias``).
+CONV_BIAS = ("add", "gemm")
+
+
+def add_bias(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``out + bias`` per channel, for a channels_last ``out`` as a rank-one matrix product:
+    ``addmm(out2d, ones, bias)``, with out2d the (N*H*W, C) view of its memory.
+
+    After a cuDNN convolution PyTorch adds the bias in a broadcast elementwise kernel (and gets
+    its gradient from a reduction kernel), both far below the GPU's memory bandwidth. The
+    product computes the same values: with one term of 1 x bias, each sum is out + bias rounded
+    once to the output dtype, as the elementwise add rounds it. Its backward gives ``out`` the
+    gradient unchanged and the bias ``ones^T @ grad2d`` (the same sum, another order). Where the
+    product would not be the same sum (``out`` not channels_last; float32 matrix products in
+    TF32) it falls back to the broadcast add."""
+    channels = out.shape[1]
+    row = bias.view(1, channels)
+    tf32 = out.dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32
+    if out.dim() != 4 or tf32 or not out.is_contiguous(memory_format=torch.channels_last):
+        return out + row.to(out.dtype).view(1, channels, 1, 1)
+    n, _, h, w = out.shape
+    flat = out.permute(0, 2, 3, 1).reshape(n * h * w, channels)  # a view
+    summed = torch.addmm(flat, flat.new_ones(n * h * w, 1), row.to(out.dtype))
+    return summed.view(n, h, w, channels).permute(0, 3, 1, 2)
+
+
+class GemmBiasConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose bias is added by :func:`add_bias` on CUDA (``conv_bias: gemm``). On the
+    CPU oneDNN adds the bias inside its convolution, so there it is ``nn.Conv2d`` unchanged. The
+    parameters and state dict keys are those of ``nn.Conv2d``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_cuda:
+            return super().forward(x)
+        return add_bias(self._conv_forward(x, self.weight, None), self.bias)
 
 
 class AlexNet(nn.Module):
@@ -13,31 +50,40 @@ class AlexNet(nn.Module):
     exactly (forward and backward; tests/test_model.py), and the ReLU then passes over a fourth
     of the activations. ``width`` scales every
     channel and hidden-unit count for fast CPU runs; ``init="kaiming"`` replaces PyTorch's default
-    initialisation by He's.
+    initialisation by He's. ``conv_bias="gemm"`` adds the convolutions' biases as a matrix
+    product on CUDA (:func:`add_bias`; the same values, another order of the bias gradient's sum).
     """
 
     def __init__(
-        self, num_classes: int = 10, width: float = 1.0, dropout: float = 0.5, init: str = "default"
+        self,
+        num_classes: int = 10,
+        width: float = 1.0,
+        dropout: float = 0.5,
+        init: str = "default",
+        conv_bias: str = "add",
     ):
         super().__init__()
+        if conv_bias not in CONV_BIAS:
+            raise ValueError(f"unknown conv_bias {conv_bias!r}; expected one of {CONV_BIAS}")
+        Conv2d = GemmBiasConv2d if conv_bias == "gemm" else nn.Conv2d
 
         def w(channels: int) -> int:
             return max(1, round(channels * width))
 
         c1, c2, c3, c4, hidden = w(96), w(256), w(384), w(256), w(800)
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, kernel_size=4),  # 28 -> 25
+            Conv2d(1, c1, kernel_size=4),  # 28 -> 25
             nn.ReLU(inplace=True),
-            nn.Conv2d(c1, c1, kernel_size=3),  # 25 -> 23
+            Conv2d(c1, c1, kernel_size=3),  # 25 -> 23
             nn.ReLU(inplace=True),
-            nn.Conv2d(c1, c2, kernel_size=5, padding=2),
+            Conv2d(c1, c2, kernel_size=5, padding=2),
             nn.MaxPool2d(kernel_size=3, stride=2),  # 23 -> 11
             nn.ReLU(inplace=True),
-            nn.Conv2d(c2, c3, kernel_size=3, padding=1),
+            Conv2d(c2, c3, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(c3, c3, kernel_size=3, padding=1),
+            Conv2d(c3, c3, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(c3, c4, kernel_size=3, padding=1),
+            Conv2d(c3, c4, kernel_size=3, padding=1),
             nn.MaxPool2d(kernel_size=3, stride=2),  # 11 -> 5
             nn.ReLU(inplace=True),
         )

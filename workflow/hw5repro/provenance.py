@@ -35,6 +35,7 @@ RUN_KEYS = [
     "device_name",
     "precision",
     "cuda_graphs",
+    "conv_bias",
     "runs_fused",
     "parameters",
     "wall_seconds",
@@ -128,6 +129,8 @@ def devices(runs: Sequence[dict]) -> list[dict]:
     seen: dict[tuple, int] = {}
     for run in runs:
         step = "CUDA graph" if run.get("cuda_graphs") else "eager"
+        if run.get("conv_bias") == "gemm":
+            step += ", bias as a matrix product"
         if (run.get("runs_fused") or 1) > 1:
             step += f", {run['runs_fused']} runs fused"
         key = (run["device"], run["device_name"], run["precision"], step)

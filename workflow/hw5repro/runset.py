@@ -25,7 +25,12 @@ from .steps import minibatch_loss
 
 def model_settings(settings) -> dict:
     """What builds (and rebuilds) the network: ``AlexNet(**model_settings(settings))``."""
-    return {"width": settings.width, "dropout": settings.dropout, "init": settings.init}
+    return {
+        "width": settings.width,
+        "dropout": settings.dropout,
+        "init": settings.init,
+        "conv_bias": settings.conv_bias,
+    }
 
 
 def build_model(settings, seed: int) -> AlexNet:

@@ -78,6 +78,7 @@ class Settings:
     channels_last: object = "auto"
     compile: bool = False
     cuda_graphs: object = "auto"
+    conv_bias: str = "add"
     eval_overlap: object = "auto"
     runs_per_job: int = 1
     eval_every: int = 1
@@ -240,6 +241,10 @@ def train_runs(
         "precision": precision,
         "channels_last": channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
+        # gemm where the model's convolutions add their bias by a product: on CUDA, one run a job
+        "conv_bias": "gemm"
+        if settings.conv_bias == "gemm" and device.type == "cuda" and k == 1
+        else "add",
         "eval_overlap": evaluator.overlap,
         "compiled": bool(settings.compile),
         "runs_fused": k,
