@@ -103,7 +103,7 @@ def test_gemm_bias_network_has_the_seeds_weights_and_outputs_on_the_cpu():
     product gives what a convolution without bias plus the bias gives."""
     import torch.nn.functional as F
 
-    from hw5repro.model import GemmBiasConv2d, add_bias
+    from hw5repro.model import GemmBiasConv2d, add_bias, conv_bias_used
 
     torch.manual_seed(0)
     plain = AlexNet(width=0.25).eval()
@@ -116,5 +116,9 @@ def test_gemm_bias_network_has_the_seeds_weights_and_outputs_on_the_cpu():
     conv = gemm.features[0]
     with_bias = F.conv2d(x, conv.weight, conv.bias)
     assert torch.allclose(add_bias(F.conv2d(x, conv.weight), conv.bias), with_bias, atol=1e-6)
+    # what a run's record states: the product only where it runs (CUDA)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert (conv_bias_used(gemm, cuda), conv_bias_used(gemm, cpu)) == ("gemm", "add")
+    assert conv_bias_used(plain, cuda) == "add"
     with pytest.raises(ValueError, match="unknown conv_bias 'fused'"):
         AlexNet(conv_bias="fused")

@@ -42,6 +42,14 @@ class GemmBiasConv2d(nn.Conv2d):
         return add_bias(self._conv_forward(x, self.weight, None), self.bias)
 
 
+def conv_bias_used(model: nn.Module, device: torch.device) -> str:
+    """How ``model``'s convolutions add their bias on ``device``: ``gemm`` where they are
+    :class:`GemmBiasConv2d` on CUDA, else ``add`` (the CPU; a fused network's grouped
+    convolutions)."""
+    gemm = any(isinstance(m, GemmBiasConv2d) for m in model.modules())
+    return "gemm" if gemm and device.type == "cuda" else "add"
+
+
 class AlexNet(nn.Module):
     """Six conv layers, two 3x3/2 max-pools, dropout and two linear layers.
 

@@ -3,7 +3,8 @@
 The training subset and test set live on the device as tensors; every epoch draws a permutation on
 the device; losses and accuracies are accumulated on the device and read back once per epoch (no
 per-step host syncs); optional channels_last, bf16 autocast and torch.compile; each epoch is
-evaluated by :mod:`hw5repro.evaluation` (on CUDA while the next epoch trains). An atomic checkpoint
+evaluated by :mod:`hw5repro.evaluation` (inline; with ``eval_overlap: true``, on CUDA while the
+next epoch trains). An atomic checkpoint
 (model, optimiser, RNG states, epoch, metrics so far) is written every ``checkpoint_every`` epochs
 and when SIGTERM arrives (what SLURM sends before it kills a job); a restarted job resumes from it.
 """
@@ -33,7 +34,7 @@ from .device import (
     resolve_precision,
 )
 from .evaluation import EpochEvaluator, EpochResult
-from .model import AlexNet
+from .model import AlexNet, conv_bias_used
 from .runset import make_runs, model_settings
 from .settings import is_operational
 from .steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
@@ -241,10 +242,7 @@ def train_runs(
         "precision": precision,
         "channels_last": channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
-        # gemm where the model's convolutions add their bias by a product: on CUDA, one run a job
-        "conv_bias": "gemm"
-        if settings.conv_bias == "gemm" and device.type == "cuda" and k == 1
-        else "add",
+        "conv_bias": conv_bias_used(runs.model, device),
         "eval_overlap": evaluator.overlap,
         "compiled": bool(settings.compile),
         "runs_fused": k,
