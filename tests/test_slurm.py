@@ -92,6 +92,55 @@ def _run_script(name: str, env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
+def _late_daemons(bin_dir: Path, delay_s: float, start: bool = True) -> dict:
+    """An environment whose ``slurmctld`` and ``slurmd`` return at once and start the real daemon
+    ``delay_s`` later (or never), as on a loaded machine, where a daemon writes its pid file well
+    after its command returned."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for daemon in ("slurmctld", "slurmd"):
+        real = shutil.which(daemon)
+        launch = f'exec {real} "$@"' if start else "exit 0"
+        shim = bin_dir / daemon
+        shim.write_text(f"#!/bin/bash\n( sleep {delay_s}; {launch} ) >/dev/null 2>&1 &\n")
+        shim.chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "HW5_SLURM_DIR": str(SLURM_DIR),
+        "SLURM_CONF": str(SLURM_DIR / "slurm.conf"),
+    }
+
+
+def _bash(script: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SLURM_SCRIPTS / script)], capture_output=True, text=True, env=env, timeout=180
+    )
+
+
+def test_start_cluster_waits_for_daemons_that_write_their_pid_file_late(tmp_path):
+    """CI once failed with "slurmd exited" while slurmd was alive: its pid file did not exist yet
+    when the script first looked. A daemon starting 2 s late must be waited for; a daemon that
+    never starts must be reported by name once the grace period is over."""
+    require_system(_slurm_installed(), "SLURM not installed: run tests/slurm/install.sh (as root)")
+    require_system(os.geteuid() == 0, "starting the SLURM test cluster needs root")
+    env = _late_daemons(tmp_path / "late", delay_s=2)
+    require_system(not _cluster_up(env), "the test cluster must be down to test its start")
+    try:
+        start = _bash("start-cluster.sh", env)
+        assert start.returncode == 0, start.stdout + start.stderr
+        assert f"node {os.uname().nodename.split('.')[0]} idle" in start.stdout
+        assert _cluster_up(env)
+    finally:
+        _run_script("stop-cluster.sh", env)
+    assert not _cluster_up(env)
+
+    never = _late_daemons(tmp_path / "never", delay_s=0, start=False)
+    failed = _bash("start-cluster.sh", {**never, "HW5_SLURM_PIDFILE_GRACE": "2"})
+    assert failed.returncode == 1
+    assert "ERROR: slurmctld wrote no pid file" in failed.stderr
+    _run_script("stop-cluster.sh", env)
+
+
 @pytest.fixture(scope="module")
 def slurm_env(tmp_path_factory):
     """A running SLURM cluster (started here and stopped at the end, unless it was already up);

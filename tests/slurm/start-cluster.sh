@@ -171,7 +171,7 @@ for ((i = 0; i < GPUS; i++)); do
 done
 
 # --- configuration ---------------------------------------------------------------------------
-rm -rf "$DIR/state" "$DIR/spool" "$DIR/log"
+rm -rf "$DIR/state" "$DIR/spool" "$DIR/log" "$DIR/run/slurmctld.pid" "$DIR/run/slurmd.pid"
 mkdir -p "$DIR/state" "$DIR/spool" "$DIR/run" "$DIR/log"
 
 printf '%s\n' "$wanted_conf" >"$CONF"
@@ -187,17 +187,26 @@ log "starting slurmctld and slurmd (config $CONF)"
 slurmctld -i -f "$CONF"
 slurmd -f "$CONF"
 
+# A daemon's command returns once it has forked; the daemon writes its pid file a moment later
+# (measured: often not yet there when `slurmd` returns). So a missing pid file means "still
+# starting" for PIDFILE_GRACE seconds; a pid file whose process is gone means it exited.
+PIDFILE_GRACE=${HW5_SLURM_PIDFILE_GRACE:-15}
+daemon_problem() { # name pidfile
+    if [[ ! -s $2 ]]; then
+        ((SECONDS < started + PIDFILE_GRACE)) || echo "$1 wrote no pid file ($2) within ${PIDFILE_GRACE}s"
+    elif ! kill -0 "$(cat "$2")" 2>/dev/null; then
+        echo "$1 exited"
+    fi
+}
+started=$SECONDS
 deadline=$((SECONDS + TIMEOUT))
 state=""
 until scontrol ping 2>/dev/null | grep -q UP \
     && state=$(sinfo -h -N -n "$host" -o %T 2>/dev/null | head -n1) \
     && [[ $state == idle ]]; do
-    problem=""
-    if ! alive "$DIR/run/slurmctld.pid"; then
-        problem="slurmctld exited"
-    elif ! alive "$DIR/run/slurmd.pid"; then
-        problem="slurmd exited"
-    elif ((SECONDS >= deadline)); then
+    problem=$(daemon_problem slurmctld "$DIR/run/slurmctld.pid")
+    [[ -n $problem ]] || problem=$(daemon_problem slurmd "$DIR/run/slurmd.pid")
+    if [[ -z $problem ]] && ((SECONDS >= deadline)); then
         problem="cluster not ready after ${TIMEOUT}s"
     fi
     if [[ -n $problem ]]; then
