@@ -23,6 +23,7 @@ from hw5repro.corruption import make_corrupted
 from hw5repro.device import device_name, resolve_device
 from hw5repro.experiment import LABEL_NOISE, runs_from_config
 from hw5repro.mnist import fetch, make_subset
+from hw5repro.model import CONV_BIAS
 from hw5repro.settings import merge
 from hw5repro.training import RunData, Settings, train
 
@@ -46,7 +47,9 @@ def main(argv=None) -> dict:
         help="override training.eval_overlap: auto, true or false",
     )
     parser.add_argument(
-        "--conv-bias", choices=["add", "gemm"], help="override training.conv_bias: add or gemm"
+        "--conv-bias",
+        choices=CONV_BIAS,
+        help=f"override training.conv_bias: {', '.join(CONV_BIAS)}",
     )
     args = parser.parse_args(argv)
 

@@ -4,6 +4,7 @@ has none: these live outside tests/ so that CI's no-skip rule does not apply to 
 import contextlib
 from dataclasses import replace
 
+import pytest
 import torch
 
 from hw5repro.device import resolve_device, resolve_precision
@@ -255,26 +256,27 @@ def test_overlapped_evaluation_measures_what_inline_evaluation_measures():
         assert b["eval_seconds"] > 0 and b["epoch_seconds"] > 0
 
 
-def test_bias_as_a_matrix_product_computes_what_the_broadcast_add_computes():
-    """conv_bias: gemm on CUDA (hw5repro.model.add_bias): the same evaluation logits as the
-    broadcast add, bit for bit, in bf16 autocast and in fp32 (channels_last); and graphed fp32
-    training with the same losses and accuracies (the bias gradient is the same sum in another
-    order)."""
+@pytest.mark.parametrize("form", ["gemm", "after_pool"])
+def test_other_bias_forms_compute_what_the_broadcast_add_computes(form):
+    """conv_bias gemm and after_pool on CUDA (hw5repro.model.add_bias, Features): the same
+    evaluation logits as the broadcast add, bit for bit, in bf16 autocast and in fp32
+    (channels_last); and graphed fp32 training with the same losses and accuracies (the bias
+    gradient is the same sum in another order)."""
     _fp32_exact()
     torch.manual_seed(0)
     cl = torch.channels_last
     plain = AlexNet(width=0.25).cuda().to(memory_format=cl).eval()
-    gemm = AlexNet(width=0.25, conv_bias="gemm").cuda().to(memory_format=cl).eval()
-    gemm.load_state_dict(plain.state_dict())
+    other = AlexNet(width=0.25, conv_bias=form).cuda().to(memory_format=cl).eval()
+    other.load_state_dict(plain.state_dict())
     x = _data(512).train_x.cuda().contiguous(memory_format=cl)
     with torch.inference_mode():
-        assert torch.equal(gemm(x), plain(x))
+        assert torch.equal(other(x), plain(x))
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            assert torch.equal(gemm(x), plain(x))
+            assert torch.equal(other(x), plain(x))
     settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
     added, _, _ = train(_data(), settings, seed=3, progress=False)
-    product, _, info = train(_data(), replace(settings, conv_bias="gemm"), seed=3, progress=False)
-    assert info["conv_bias"] == "gemm" and info["cuda_graphs"] is True
-    for a, b in zip(added, product, strict=True):
-        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (added, product)
+    changed, _, info = train(_data(), replace(settings, conv_bias=form), seed=3, progress=False)
+    assert info["conv_bias"] == form and info["cuda_graphs"] is True
+    for a, b in zip(added, changed, strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (added, changed)
         assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256

@@ -97,6 +97,79 @@ def test_bias_as_a_matrix_product_adds_the_same_values(dtype):
         )
 
 
+def _bias_before_the_pool(layers, x):
+    """What PyTorch computes on CUDA: each pooled convolution without bias, then its bias added
+    (before the pool) in a pass of its own."""
+    for i, layer in enumerate(layers):
+        if i + 1 < len(layers) and isinstance(layers[i + 1], torch.nn.MaxPool2d):
+            x = layer._conv_forward(x, layer.weight, None) + layer.bias.view(1, -1, 1, 1)
+        else:
+            x = layer(x)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
+def test_bias_after_the_pool_gives_the_values_of_the_bias_before_it(dtype, fmt):
+    """conv_bias: after_pool (hw5repro.model.Features): the pooled convolutions add their bias
+    after the max-pool. Rounding is monotone, so the features are those of the bias before the
+    pool bit for bit, in fp32 and bf16, channels_last (the bias as a matrix product) and
+    contiguous (the broadcast add). In fp32 every gradient but the late biases' is the same bit
+    for bit too (bf16: see the next test); the late biases' is the same sum in another order."""
+    from hw5repro.model import Features, forward_bias_after_pool
+
+    torch.manual_seed(0)
+    model = AlexNet(width=0.25, conv_bias="after_pool").to(dtype).to(memory_format=fmt)
+    assert isinstance(model.features, Features) and model.features.bias_after_pool
+    x = torch.randn(6, 1, 28, 28).to(dtype).contiguous(memory_format=fmt)
+    upstream = torch.randn(6, 64, 5, 5).to(dtype).contiguous(memory_format=fmt)
+    results = []
+    for forward in (_bias_before_the_pool, forward_bias_after_pool):
+        model.zero_grad()
+        xi = x.clone().requires_grad_()
+        out = forward(model.features, xi)
+        out.backward(upstream)
+        grads = {n: p.grad.clone() for n, p in model.features.named_parameters()}
+        results.append((out.detach(), xi.grad, grads))
+    (before, x_before, g_before), (after, x_after, g_after) = results
+    assert (before > 0).any() and (before == 0).any()
+    assert torch.equal(after, before)
+    if dtype == torch.float32:
+        assert torch.equal(x_after, x_before)
+        for name, grad in g_before.items():
+            if name in ("4.bias", "11.bias"):  # the biases added after the pool
+                assert torch.allclose(g_after[name], grad, rtol=1e-5, atol=1e-6), name
+            else:
+                assert torch.equal(g_after[name], grad), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_pool_after_the_bias_routes_the_gradient_to_the_same_element_but_at_rounded_ties(dtype):
+    """The max-pool's gradient goes to the maximum of each window. With the bias after the pool
+    that is the maximum of the convolution's output, with the bias before it the maximum of the
+    rounded sums: the same element, except where adding the bias rounded two values of a window
+    to the same number (then the gradient goes to the first of the tie, as PyTorch's max-pool
+    does). Such ties occur in bf16 (8 significant bits) and not in this fp32 sample."""
+    gen = torch.Generator().manual_seed(1)
+    conv_out = torch.randn(8, 16, 23, 23, generator=gen).to(dtype)
+    bias = torch.randn(16, generator=gen).to(dtype).view(1, 16, 1, 1)
+    pool = torch.nn.functional.max_pool2d
+    biased, at_before = pool(conv_out + bias, 3, 2, return_indices=True)
+    late, at_after = pool(conv_out, 3, 2, return_indices=True)
+    assert torch.equal(late + bias, biased)
+    moved = at_before != at_after
+    flat_sum = (conv_out + bias).flatten(2)
+    flat_out = conv_out.flatten(2)
+    pick = lambda t, idx: t.gather(2, idx.flatten(2))[moved.flatten(2)]  # noqa: E731
+    # where the gradient goes elsewhere: a tie of the rounded sums, the unrounded max elsewhere
+    assert torch.equal(pick(flat_sum, at_before), pick(flat_sum, at_after))
+    assert (pick(flat_out, at_after) > pick(flat_out, at_before)).all()
+    if dtype == torch.bfloat16:
+        assert 0 < moved.float().mean() < 0.05
+    else:
+        assert not moved.any()
+
+
 def test_gemm_bias_network_has_the_seeds_weights_and_outputs_on_the_cpu():
     """AlexNet(conv_bias="gemm") has the seed's parameters and state dict keys; on the CPU its
     convolutions are nn.Conv2d's (oneDNN adds the bias inside the convolution); elsewhere the
@@ -120,5 +193,11 @@ def test_gemm_bias_network_has_the_seeds_weights_and_outputs_on_the_cpu():
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert (conv_bias_used(gemm, cuda), conv_bias_used(gemm, cpu)) == ("gemm", "add")
     assert conv_bias_used(plain, cuda) == "add"
+    # after_pool: the same parameters; on the CPU the plain network
+    late = AlexNet(width=0.25, conv_bias="after_pool").eval()
+    assert late.state_dict().keys() == plain.state_dict().keys()
+    late.load_state_dict(plain.state_dict())
+    assert torch.equal(late(x), plain(x))
+    assert (conv_bias_used(late, cuda), conv_bias_used(late, cpu)) == ("after_pool", "add")
     with pytest.raises(ValueError, match="unknown conv_bias 'fused'"):
         AlexNet(conv_bias="fused")

@@ -331,6 +331,25 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
         assert isinstance(state["dirty"], bool)
 
 
+def test_provenance_names_each_training_step_with_its_bias_form():
+    """The device table's step says how the convolutions added their bias (training.conv_bias
+    as the run's record states it) and how many runs were fused; runs alike are counted once."""
+    base = {"device": "cuda", "device_name": "H100", "precision": "bf16", "cuda_graphs": True}
+    runs = [
+        base,
+        base | {"conv_bias": "add"},
+        base | {"conv_bias": "gemm"},
+        base | {"conv_bias": "after_pool"},
+        base | {"cuda_graphs": False, "runs_fused": 3},
+    ]
+    assert [(d["step"], d["runs"]) for d in prov.devices(runs)] == [
+        ("CUDA graph", 2),
+        ("CUDA graph, bias as a matrix product", 1),
+        ("CUDA graph, bias as a matrix product, after the pool where one follows", 1),
+        ("eager, 3 runs fused", 1),
+    ]
+
+
 def test_provenance_section_in_both_formats(rendered):
     _, out = rendered
     html = (out / "index.html").read_text()

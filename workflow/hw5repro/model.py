@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 #: How a convolution's bias is added (``training.conv_bias``).
-CONV_BIAS = ("add", "gemm")
+CONV_BIAS = ("add", "gemm", "after_pool")
 
 
 def add_bias(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -42,12 +42,50 @@ class GemmBiasConv2d(nn.Conv2d):
         return add_bias(self._conv_forward(x, self.weight, None), self.bias)
 
 
+class Features(nn.Sequential):
+    """The convolution stack: ``nn.Sequential`` (the same state dict keys), except that with
+    ``bias_after_pool`` (``conv_bias: after_pool``) on CUDA a convolution followed by a max-pool
+    adds its bias after the pool (:func:`add_bias`), on a fourth of the elements: PyTorch adds
+    the bias after cuDNN's convolution in a pass of its own, and rounding is monotone, so
+    ``max(round(x + b)) == round(max(x) + b)`` exactly. The pool's gradient goes to the same
+    element of its window unless adding the bias rounded two values to a tie (then to the first
+    of the tie, as with the bias before); the bias gradient is summed over the pooled gradient. On
+    the CPU (oneDNN adds the bias inside its convolution) it is ``nn.Sequential`` unchanged."""
+
+    def __init__(self, *layers: nn.Module, bias_after_pool: bool = False):
+        super().__init__(*layers)
+        self.bias_after_pool = bias_after_pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.bias_after_pool and x.is_cuda):
+            return super().forward(x)
+        return forward_bias_after_pool(self, x)
+
+
+def forward_bias_after_pool(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)`` with each convolution that a max-pool follows adding its bias after the pool
+    (:class:`Features`; a function of its own so that the CPU tests run it)."""
+    bias = None
+    for i, layer in enumerate(layers):
+        pooled_next = i + 1 < len(layers) and isinstance(layers[i + 1], nn.MaxPool2d)
+        if isinstance(layer, nn.Conv2d) and pooled_next:
+            x, bias = layer._conv_forward(x, layer.weight, None), layer.bias
+        else:
+            x = layer(x)
+            if bias is not None:  # ``layer`` is the pool
+                x, bias = add_bias(x, bias), None
+    return x
+
+
 def conv_bias_used(model: nn.Module, device: torch.device) -> str:
     """How ``model``'s convolutions add their bias on ``device``: ``gemm`` where they are
-    :class:`GemmBiasConv2d` on CUDA, else ``add`` (the CPU; a fused network's grouped
-    convolutions)."""
-    gemm = any(isinstance(m, GemmBiasConv2d) for m in model.modules())
-    return "gemm" if gemm and device.type == "cuda" else "add"
+    :class:`GemmBiasConv2d` on CUDA, ``after_pool`` where in addition its :class:`Features` adds
+    the biases of pooled convolutions after the pool, else ``add`` (the CPU; a fused network's
+    grouped convolutions)."""
+    if device.type != "cuda" or not any(isinstance(m, GemmBiasConv2d) for m in model.modules()):
+        return "add"
+    late = any(isinstance(m, Features) and m.bias_after_pool for m in model.modules())
+    return "after_pool" if late else "gemm"
 
 
 class AlexNet(nn.Module):
@@ -59,7 +97,9 @@ class AlexNet(nn.Module):
     of the activations. ``width`` scales every
     channel and hidden-unit count for fast CPU runs; ``init="kaiming"`` replaces PyTorch's default
     initialisation by He's. ``conv_bias="gemm"`` adds the convolutions' biases as a matrix
-    product on CUDA (:func:`add_bias`; the same values, another order of the bias gradient's sum).
+    product on CUDA (:func:`add_bias`; the same values, another order of the bias gradient's sum);
+    ``"after_pool"`` in addition adds the biases of the two pooled convolutions after their pools
+    (:class:`Features`; the same values).
     """
 
     def __init__(
@@ -73,13 +113,13 @@ class AlexNet(nn.Module):
         super().__init__()
         if conv_bias not in CONV_BIAS:
             raise ValueError(f"unknown conv_bias {conv_bias!r}; expected one of {CONV_BIAS}")
-        Conv2d = GemmBiasConv2d if conv_bias == "gemm" else nn.Conv2d
+        Conv2d = nn.Conv2d if conv_bias == "add" else GemmBiasConv2d
 
         def w(channels: int) -> int:
             return max(1, round(channels * width))
 
         c1, c2, c3, c4, hidden = w(96), w(256), w(384), w(256), w(800)
-        self.features = nn.Sequential(
+        self.features = Features(
             Conv2d(1, c1, kernel_size=4),  # 28 -> 25
             nn.ReLU(inplace=True),
             Conv2d(c1, c1, kernel_size=3),  # 25 -> 23
@@ -94,6 +134,7 @@ class AlexNet(nn.Module):
             Conv2d(c3, c4, kernel_size=3, padding=1),
             nn.MaxPool2d(kernel_size=3, stride=2),  # 11 -> 5
             nn.ReLU(inplace=True),
+            bias_after_pool=conv_bias == "after_pool",
         )
         self.classifier = nn.Sequential(
             nn.Flatten(1),

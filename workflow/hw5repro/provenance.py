@@ -129,8 +129,10 @@ def devices(runs: Sequence[dict]) -> list[dict]:
     seen: dict[tuple, int] = {}
     for run in runs:
         step = "CUDA graph" if run.get("cuda_graphs") else "eager"
-        if run.get("conv_bias") == "gemm":
-            step += ", bias as a matrix product"
+        step += {
+            "gemm": ", bias as a matrix product",
+            "after_pool": ", bias as a matrix product, after the pool where one follows",
+        }.get(run.get("conv_bias"), "")
         if (run.get("runs_fused") or 1) > 1:
             step += f", {run['runs_fused']} runs fused"
         key = (run["device"], run["device_name"], run["precision"], step)
