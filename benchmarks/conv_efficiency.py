@@ -273,7 +273,8 @@ def probe_epilogues(args, device, dtype, timer, layers) -> list[dict]:
     - the 3x3/2 max-pool after the third and sixth convolution, forward at the evaluation batch
       and forward + backward at the training batch, channels_last against contiguous, and the
       bias added after the pool instead of before (max and a per-channel add commute: the same
-      values, a fourth of the additions).
+      values, a fourth of the additions), and the pool's values as ``amax`` over an unfolded
+      view (no indices written).
     ``same_values``: the candidate's output equals the reference's exactly."""
     return [epilogue_row(layer, args, device, dtype, timer) for layer in layers]
 
@@ -310,7 +311,16 @@ def epilogue_row(layer, args, device, dtype, timer) -> dict:
             row["pool_then_bias_eval_ms"] = (
                 timer.seconds(lambda: F.max_pool2d(x, 3, 2) + bias) * 1e3
             )
+            # CUDA's max-pool writes int64 indices even without autograd; the windows' maximum
+            # as a reduction over an unfolded view writes the values only
+            row["pool_amax_same_values"] = torch.equal(window_amax(x), F.max_pool2d(x, 3, 2))
+            row["pool_amax_eval_ms"] = timer.seconds(lambda: window_amax(x)) * 1e3
     return row
+
+
+def window_amax(x: torch.Tensor) -> torch.Tensor:
+    """The 3x3/2 max-pool's values as ``amax`` over the windows of an unfolded view."""
+    return x.unfold(2, 3, 2).unfold(3, 3, 2).amax((-2, -1))
 
 
 @torch.no_grad()
@@ -489,6 +499,7 @@ def main(argv=None) -> dict:
         pool = (
             f"; pool nhwc {r['pool_nhwc_eval_ms']:.2f}/{r['pool_nhwc_train_ms']:.3f}"
             f" nchw {r['pool_nchw_eval_ms']:.2f}/{r['pool_nchw_train_ms']:.3f}"
+            f" amax {r['pool_amax_eval_ms']:.2f}"
             if "pool_nhwc_eval_ms" in r
             else ""
         )

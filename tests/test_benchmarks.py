@@ -329,6 +329,8 @@ def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
         assert r["bias_grad_max_rel_diff"] < 1e-5  # fp32: a different order of the same sum
         assert r["bias_add_eval_ms"] > 0 and r["bias_grad_mm_train_ms"] > 0
         assert r.get("pool_then_bias_same_values", True) is True
+        assert r.get("pool_amax_same_values", True) is True
+        assert r.get("pool_amax_eval_ms", 1) > 0
 
 
 def test_conv_bounds_of_the_committed_h100_probe():
