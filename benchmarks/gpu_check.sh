@@ -114,7 +114,7 @@ for s in $STAGES; do
       printf 'training:\n  conv_bias: %s\n' "$CONV_BIAS" >/tmp/conv-bias.yaml
       echo "== conv_bias for the workflow and the sweep: $CONV_BIAS" ;;
     overlap) stage overlap 120 "python3 benchmarks/overlap_probe.py --device cuda --out '$OUT'" ;;
-    probe) stage probe 90 "python3 benchmarks/conv_efficiency.py --out '$OUT'" ;;
+    probe) stage probe 120 "python3 benchmarks/conv_efficiency.py --out '$OUT'" ;;
     smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
       stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;
     workflow) stage workflow 300 "workflow workflow /tmp/conv-bias.yaml" ;;

@@ -276,7 +276,7 @@ def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
 
     record = conv_efficiency.main(
         ["--device", "cpu", "--width", "0.125", "--batch", "2", "--eval-batch", "4"]
-        + ["--groups", "2", "--repeats", "1", "--out", str(tmp_path)]
+        + ["--groups", "2", "--repeats", "1", "--epilogue-backend", "eager", "--out", str(tmp_path)]
     )
     assert json.loads((tmp_path / "conv_efficiency_cpu_w0.125.json").read_text()) == record
     layers = record["layers"]
@@ -331,6 +331,12 @@ def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
         assert r.get("pool_then_bias_same_values", True) is True
         assert r.get("pool_amax_same_values", True) is True
         assert r.get("pool_amax_eval_ms", 1) > 0
+    for r in (r for r in epilogues if "pool_nhwc_eval_ms" in r):
+        # the pooled epilogue compiled (on the GPU by TorchInductor; here the eager backend, as
+        # a cold Inductor compile costs the CPU a minute): the values, the timings
+        assert "epilogue_compiled_error" not in r, r.get("epilogue_compiled_error")
+        assert r["epilogue_backend"] == "eager" and r["epilogue_compiled_same_values"] is True
+        assert r["epilogue_compiled_eval_ms"] > 0 and r["epilogue_eager_eval_ms"] > 0
 
 
 def test_conv_bounds_of_the_committed_h100_probe():
