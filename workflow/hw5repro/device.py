@@ -60,6 +60,23 @@ def resolve_eval_overlap(spec, device: torch.device) -> bool:
     return _cuda_only("training.eval_overlap", spec, device, "a second CUDA stream needs one")
 
 
+def resolve_triton_eval(spec, device: torch.device) -> bool:
+    """``true``: evaluation runs each convolution's bias, ReLU and max-pool as one Triton kernel
+    (hw5repro.eval_kernels; the same values), which needs a CUDA device and Triton. ``auto`` ->
+    PyTorch's passes until a GPU record shows the kernels faster."""
+    if spec == "auto" or not spec:
+        return False
+    _cuda_only("training.triton_eval", spec, device, "the kernels are Triton's, for GPUs")
+    from .eval_kernels import triton_available
+
+    if not triton_available():
+        raise DeviceError(
+            "training.triton_eval is true but Triton is not installed (it comes with PyTorch's "
+            "Linux CUDA builds: pip install triton); use 'auto' or false"
+        )
+    return True
+
+
 def _cuda_only(key: str, spec, device: torch.device, why: str) -> bool:
     if spec and device.type != "cuda":
         raise DeviceError(

@@ -50,16 +50,27 @@ class Features(nn.Sequential):
     ``max(round(x + b)) == round(max(x) + b)`` exactly. The pool's gradient goes to the same
     element of its window unless adding the bias rounded two values to a tie (then to the first
     of the tie, as with the bias before); the bias gradient is summed over the pooled gradient. On
-    the CPU (oneDNN adds the bias inside its convolution) it is ``nn.Sequential`` unchanged."""
+    the CPU (oneDNN adds the bias inside its convolution) it is ``nn.Sequential`` unchanged.
+
+    With ``fused_eval_epilogues`` (``training.triton_eval``; set on the evaluation's networks) a
+    forward pass without autograd on CUDA runs each convolution's bias, ReLU and max-pool as one
+    Triton kernel (:mod:`hw5repro.eval_kernels`; the same values)."""
+
+    fused_eval_epilogues = False
 
     def __init__(self, *layers: nn.Module, bias_after_pool: bool = False):
         super().__init__(*layers)
         self.bias_after_pool = bias_after_pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.bias_after_pool and x.is_cuda):
-            return super().forward(x)
-        return forward_bias_after_pool(self, x)
+        if self.fused_eval_epilogues and not torch.is_grad_enabled():
+            from .eval_kernels import forward_fused_epilogues, kernels_run_on
+
+            if kernels_run_on(x):
+                return forward_fused_epilogues(self, x)
+        if self.bias_after_pool and x.is_cuda:
+            return forward_bias_after_pool(self, x)
+        return super().forward(x)
 
 
 def forward_bias_after_pool(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:

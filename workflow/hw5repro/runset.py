@@ -17,6 +17,7 @@ import copy
 
 import torch
 
+from .device import resolve_triton_eval
 from .experiment import stream_seed
 from .fused import FusedAlexNet, fused_minibatch_loss
 from .model import AlexNet
@@ -190,4 +191,8 @@ class FusedRuns:
 
 def make_runs(datas, settings, seeds, device, memory_format, autocast):
     cls = SingleRun if len(datas) == 1 else FusedRuns
-    return cls(datas, settings, seeds, device, memory_format, autocast)
+    runs = cls(datas, settings, seeds, device, memory_format, autocast)
+    fused_epilogues = resolve_triton_eval(settings.triton_eval, device)
+    for net in runs.eval_nets:
+        net.features.fused_eval_epilogues = fused_epilogues
+    return runs

@@ -24,6 +24,7 @@ OPERATIONAL_KEYS = (
     "training.checkpoint_every",
     "training.eval_batch_size",
     "training.eval_overlap",  # when the evaluation runs, not what it measures
+    "training.triton_eval",  # which kernels compute the evaluation's same values
     "resources",
 )
 #: The sections a training job reads.

@@ -81,6 +81,7 @@ class Settings:
     cuda_graphs: object = "auto"
     conv_bias: str = "add"
     eval_overlap: object = "auto"
+    triton_eval: object = "auto"
     runs_per_job: int = 1
     eval_every: int = 1
     eval_batch_size: int = 1000
@@ -244,6 +245,7 @@ def train_runs(
         "cuda_graphs": isinstance(step, GraphedStep),
         "conv_bias": conv_bias_used(runs.model, device),
         "eval_overlap": evaluator.overlap,
+        "triton_eval": runs.eval_nets[0].features.fused_eval_epilogues,
         "compiled": bool(settings.compile),
         "runs_fused": k,
         "resumed_from_epoch": start_epoch,
