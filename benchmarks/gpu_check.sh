@@ -49,8 +49,10 @@ fi
 python3 -c "import torch, snakemake; print('torch', torch.__version__, 'snakemake', snakemake.__version__)"
 test -f .mnist/train-images-idx3-ubyte.gz || { echo "FAILED: .mnist missing (carry it)"; exit 1; }
 printf 'data:\n  local_dir: %s\n' "$REPO/.mnist" >/tmp/local-mnist.yaml
-# CONV_BIAS=<form> sets it for a call without the throughput stage; that stage sets it otherwise
-printf 'training:\n  conv_bias: %s\n' "${CONV_BIAS:-add}" >/tmp/conv-bias.yaml
+# The fastest settings for the workflow and the sweep (/tmp/fastest.yaml): CONV_BIAS=<form> and
+# TRITON_EVAL=true|false set them for a call without the throughput stage, which sets them otherwise
+printf 'training:\n  conv_bias: %s\n  triton_eval: %s\n' "${CONV_BIAS:-add}" "${TRITON_EVAL:-false}" \
+  >/tmp/fastest.yaml
 
 # The workflow stages start from an empty results/ and .snakemake/: a checkout's own (a user who
 # runs the check where they work) are moved aside first, never deleted.
@@ -106,25 +108,27 @@ for s in $STAGES; do
     tests) stage tests 120 "python3 -m pytest -q -p no:cacheprovider benchmarks/test_cuda.py" ;;
     throughput) stage throughput 120 "python3 benchmarks/train_throughput.py --device cuda --fused 6 \
       --separate --width 1 --images 6000 --epochs 3 --eval-batch-sizes 1000,5000 --out '$OUT'"
-      # The workflow and the sweep then add the convolutions' biases the way this stage measured
-      # fastest per evaluated epoch, if more than 2 % faster than add (fastest_conv_bias; their
-      # records say which).
-      CONV_BIAS=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['fastest_conv_bias'])" \
-        "$OUT/train_throughput_cuda_w1_fused_separate.json" 2>/dev/null || echo add)
-      printf 'training:\n  conv_bias: %s\n' "$CONV_BIAS" >/tmp/conv-bias.yaml
-      echo "== conv_bias for the workflow and the sweep: $CONV_BIAS" ;;
+      # The workflow and the sweep then add the convolutions' biases and evaluate the way this
+      # stage measured fastest per evaluated epoch, each if more than 2 % faster than the default
+      # (fastest_conv_bias, fastest_triton_eval; their records say which).
+      python3 -c "import json, sys; r = json.load(open(sys.argv[1])); \
+        print(f\"training:\n  conv_bias: {r['fastest_conv_bias']}\n\" \
+              f\"  triton_eval: {str(r['fastest_triton_eval']).lower()}\")" \
+        "$OUT/train_throughput_cuda_w1_fused_separate.json" >/tmp/fastest.new \
+        && mv /tmp/fastest.new /tmp/fastest.yaml
+      echo "== for the workflow and the sweep:" $(tail -n +2 /tmp/fastest.yaml) ;;
     overlap) stage overlap 120 "python3 benchmarks/overlap_probe.py --device cuda --out '$OUT'" ;;
     probe) stage probe 120 "python3 benchmarks/conv_efficiency.py --out '$OUT'" ;;
     smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
       stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;
-    workflow) stage workflow 300 "workflow workflow /tmp/conv-bias.yaml" ;;
+    workflow) stage workflow 300 "workflow workflow /tmp/fastest.yaml" ;;
     # Zhang's whole study (config/zhang.yaml: 27 paper-scale runs, nine fused per job), in the
     # time left (alone, STAGES=zhang, it has most of a call): Snakemake is interrupted 30 s before
     # the stage's limit, and the partial record and the logged curves are written (the figure
     # regenerates from zhang_epochs.csv: plot_gpu_records.py --figures zhang_figure1).
     zhang) stage zhang 560 "workflow zhang config/zhang.yaml \$((STAGE_LIMIT - 30)) 27 150" ;;
     sweep) stage sweep 240 "python3 benchmarks/paper_sweep.py --mnist .mnist --out /tmp/sweep \
-      --conv-bias \$(sed -n 's/ *conv_bias: //p' /tmp/conv-bias.yaml) \
+      --config /tmp/fastest.yaml \
       2>&1 | awk '{ if (match(\$0, / epoch [0-9]+\\/150 /)) { split(substr(\$0, RSTART + 7), e, \"/\"); \
         if (e[1] % 25) next } print; fflush() }' \
       && cp /tmp/sweep/sweep.json '$OUT/paper_sweep.json' \
@@ -149,6 +153,9 @@ if tp:
     rows.append(("... and >= 1.5x the jobs' summed images/s", tp["fused_vs_separate_summed"], tp["fused_vs_separate_summed"] >= 1.5))
     for how, seconds in tp.get("evaluated_epoch_seconds", {}).items():
         rows.append((f"one paper epoch trained and evaluated, evaluation {how} (s)", seconds, None))
+    for key in ("triton_eval_vs_torch_eval", "triton_eval_vs_torch_evaluated_epoch"):
+        if tp.get(key):
+            rows.append((f"Triton evaluation epilogues vs PyTorch's: {key.split('torch_')[1]}", tp[key], None))
     for form in ("gemm", "after_pool"):
         for what in ("", "_eval", "_evaluated_epoch"):
             key = f"{form}_bias_vs_add{what}"

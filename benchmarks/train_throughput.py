@@ -141,7 +141,12 @@ class Bench:
         return lambda: run_epoch(step, a.images, a.batch_size, gens)
 
     def evaluated_epochs(
-        self, overlap: bool, evaluator=EpochEvaluator, before_timing=None, conv_bias="add"
+        self,
+        overlap: bool,
+        evaluator=EpochEvaluator,
+        before_timing=None,
+        conv_bias="add",
+        triton_eval=False,
     ):
         """Seconds per epoch of one run trained and evaluated by the workflow's own parts
         (make_runs, make_step, EpochEvaluator): ``--images`` training images, and every epoch
@@ -166,6 +171,7 @@ class Bench:
             precision=self.precision,
             eval_batch_size=max(a.eval_batch_sizes),
             conv_bias=conv_bias,
+            triton_eval=triton_eval,
         )
         runs = make_runs([data], settings, [0], device, self.fmt, self.autocast)
         step = make_step(settings, runs, device)
@@ -405,6 +411,22 @@ def main(argv=None) -> dict:
             / evaluated[f"inline_{form}_bias"],
         }
 
+    # Evaluation's epilogues as Triton kernels (training.triton_eval; CUDA only): evaluation at
+    # the largest batch and the evaluated epoch, against PyTorch's passes.
+    triton = {"triton_eval_vs_torch_eval": None, "triton_eval_vs_torch_evaluated_epoch": None}
+    if device.type == "cuda":
+        evaluated["inline_triton_eval"] = bench.evaluated_epochs(overlap=False, triton_eval=True)
+        fast_model.features.fused_eval_epilogues = True
+        triton_eval_s = time_loop(
+            lambda: evaluate(fast_model, eval_x, eval_y, size, bench.autocast), device, args.epochs
+        )
+        fast_model.features.fused_eval_epilogues = False
+        triton = {
+            "triton_eval_vs_torch_eval": eval_s[size] / triton_eval_s,
+            "triton_eval_vs_torch_evaluated_epoch": evaluated["inline"]
+            / evaluated["inline_triton_eval"],
+        }
+
     flops = flops_per_image(AlexNet(width=args.width).to(device), device)
     seed_ips, fast_ips = args.images / seed_s, args.images / fast_s
     record = record_header("train_throughput", device) | {
@@ -432,6 +454,9 @@ def main(argv=None) -> dict:
         "eval_overlap_gain": evaluated["inline"] / evaluated.get("overlapped", evaluated["inline"]),
         **bias_forms,
         "fastest_conv_bias": fastest_conv_bias(bias_forms),
+        **triton,
+        # Triton's epilogues where they beat PyTorch's passes by more than 2 % per evaluated epoch
+        "fastest_triton_eval": (triton["triton_eval_vs_torch_evaluated_epoch"] or 0) > 1.02,
         **fused,
         "train_flops_per_image": flops,
         "fast_tflops_per_s": fast_ips * flops / 1e12,

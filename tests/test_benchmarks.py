@@ -72,6 +72,9 @@ def test_throughput_record(tmp_path):
     gains = {f: saved[f"{f}_bias_vs_add_evaluated_epoch"] for f in ("gemm", "after_pool")}
     best = max(gains, key=gains.get)
     assert saved["fastest_conv_bias"] == (best if gains[best] > 1.02 else "add")
+    # Triton's evaluation epilogues are timed on CUDA only
+    assert saved["triton_eval_vs_torch_eval"] is None and saved["fastest_triton_eval"] is False
+    assert "inline_triton_eval" not in saved["evaluated_epoch_seconds"]
     ratios = {"gemm_bias_vs_add_evaluated_epoch": 1.01}
     ratios["after_pool_bias_vs_add_evaluated_epoch"] = 1.05
     assert train_throughput.fastest_conv_bias(ratios) == "after_pool"
@@ -112,8 +115,13 @@ def test_paper_scale_flops_per_image():
 
 
 def test_paper_sweep_runs_every_ratio(tmp_path, mnist_dir):
+    # an overlay, as gpu_check.sh passes its fastest settings; the options override it
+    overlay = tmp_path / "fastest.yaml"
+    overlay.write_text("training:\n  conv_bias: gemm\n  triton_eval: false\n")
     record = paper_sweep.main(
         [
+            "--config",
+            str(overlay),
             "--mnist",
             str(mnist_dir),
             "--out",
@@ -137,7 +145,8 @@ def test_paper_sweep_runs_every_ratio(tmp_path, mnist_dir):
     assert record["eval_overlap"] is False and record["config"]["training"]["eval_overlap"] is False
     # asked for, but on the CPU the convolutions add their bias inside oneDNN's convolution
     assert record["config"]["training"]["conv_bias"] == "after_pool"
-    assert record["conv_bias"] == "add"
+    assert record["conv_bias"] == "add" and record["triton_eval"] is False
+    assert record["config"]["training"]["triton_eval"] is False  # from the overlay
     epochs = pd.read_csv(tmp_path / "epochs.csv")
     assert sorted(epochs["ratio"].unique()) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert set(record["runs"]) == {

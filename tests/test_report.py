@@ -333,19 +333,22 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
 
 def test_provenance_names_each_training_step_with_its_bias_form():
     """The device table's step says how the convolutions added their bias (training.conv_bias
-    as the run's record states it) and how many runs were fused; runs alike are counted once."""
+    as the run's record states it), whether evaluation ran the Triton epilogues and how many runs
+    were fused; runs alike are counted once."""
     base = {"device": "cuda", "device_name": "H100", "precision": "bf16", "cuda_graphs": True}
     runs = [
         base,
         base | {"conv_bias": "add"},
         base | {"conv_bias": "gemm"},
         base | {"conv_bias": "after_pool"},
+        base | {"conv_bias": "add", "triton_eval": True},
         base | {"cuda_graphs": False, "runs_fused": 3},
     ]
     assert [(d["step"], d["runs"]) for d in prov.devices(runs)] == [
         ("CUDA graph", 2),
         ("CUDA graph, bias as a matrix product", 1),
         ("CUDA graph, bias as a matrix product, after the pool where one follows", 1),
+        ("CUDA graph, Triton evaluation epilogues", 1),
         ("eager, 3 runs fused", 1),
     ]
 

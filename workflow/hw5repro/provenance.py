@@ -133,6 +133,8 @@ def devices(runs: Sequence[dict]) -> list[dict]:
             "gemm": ", bias as a matrix product",
             "after_pool": ", bias as a matrix product, after the pool where one follows",
         }.get(run.get("conv_bias"), "")
+        if run.get("triton_eval"):
+            step += ", Triton evaluation epilogues"
         if (run.get("runs_fused") or 1) > 1:
             step += f", {run['runs_fused']} runs fused"
         key = (run["device"], run["device_name"], run["precision"], step)
