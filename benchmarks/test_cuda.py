@@ -280,3 +280,32 @@ def test_other_bias_forms_compute_what_the_broadcast_add_computes(form):
     for a, b in zip(added, changed, strict=True):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (added, changed)
         assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
+
+
+def test_triton_evaluation_epilogues_compute_what_pytorchs_passes_compute():
+    """training.triton_eval (hw5repro.eval_kernels) on CUDA: the same evaluation logits as
+    PyTorch's passes, bit for bit, in bf16 autocast and in fp32 (channels_last, a batch with
+    partial blocks); and a graphed bf16 training run with it evaluates what one without measures
+    (two trainings: within what cuDNN's choice of algorithms moves)."""
+    _fp32_exact()
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    plain = AlexNet(width=0.25).cuda().to(memory_format=cl).eval()
+    fused = AlexNet(width=0.25).cuda().to(memory_format=cl).eval()
+    fused.load_state_dict(plain.state_dict())
+    fused.features.fused_eval_epilogues = True
+    x = _data(500).train_x.cuda().contiguous(memory_format=cl)
+    with torch.inference_mode():
+        assert torch.equal(fused(x), plain(x))
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            assert torch.equal(fused(x), plain(x))
+    settings = _resume_settings("cuda", precision="bf16", dropout=0.0, epochs=3)
+    torch_eval, _, _ = train(_data(), settings, seed=3, progress=False)
+    triton_eval, _, info = train(
+        _data(), replace(settings, triton_eval=True), seed=3, progress=False
+    )
+    assert info["triton_eval"] is True
+    for a, b in zip(torch_eval, triton_eval, strict=True):  # two trainings: cuDNN may choose
+        assert abs(a["test_loss"] - b["test_loss"]) < 1e-3, (torch_eval, triton_eval)
+        assert abs(a["train_acc"] - b["train_acc"]) <= 2 / 512
+        assert abs(a["test_acc"] - b["test_acc"]) <= 2 / 256
