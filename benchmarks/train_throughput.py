@@ -41,6 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import hw5repro
 from hw5repro.device import resolve_channels_last, resolve_device, resolve_precision
+from hw5repro.eval_kernels import triton_available
 from hw5repro.evaluation import EpochEvaluator, evaluate
 from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import CONV_BIAS, AlexNet, count_parameters
@@ -414,7 +415,9 @@ def main(argv=None) -> dict:
     # Evaluation's epilogues as Triton kernels (training.triton_eval; CUDA only): evaluation at
     # the largest batch and the evaluated epoch, against PyTorch's passes.
     triton = {"triton_eval_vs_torch_eval": None, "triton_eval_vs_torch_evaluated_epoch": None}
-    if device.type == "cuda":
+    if device.type == "cuda" and not triton_available():
+        triton["triton_eval_error"] = "Triton is not installed"
+    elif device.type == "cuda":
         evaluated["inline_triton_eval"] = bench.evaluated_epochs(overlap=False, triton_eval=True)
         fast_model.features.fused_eval_epilogues = True
         triton_eval_s = time_loop(
