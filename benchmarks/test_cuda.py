@@ -256,23 +256,29 @@ def test_overlapped_evaluation_measures_what_inline_evaluation_measures():
         assert b["eval_seconds"] > 0 and b["epoch_seconds"] > 0
 
 
+def _evaluates_like_the_plain_network(other: AlexNet, n: int) -> None:
+    """``other``, a variant of the width-1/4 AlexNet given the plain network's weights, computes
+    its evaluation logits bit for bit, in fp32 and in bf16 autocast (channels_last)."""
+    _fp32_exact()
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    plain = AlexNet(width=0.25).cuda().to(memory_format=cl).eval()
+    other = other.cuda().to(memory_format=cl).eval()
+    other.load_state_dict(plain.state_dict())
+    x = _data(n).train_x.cuda().contiguous(memory_format=cl)
+    with torch.inference_mode():
+        assert torch.equal(other(x), plain(x))
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            assert torch.equal(other(x), plain(x))
+
+
 @pytest.mark.parametrize("form", ["gemm", "after_pool"])
 def test_other_bias_forms_compute_what_the_broadcast_add_computes(form):
     """conv_bias gemm and after_pool on CUDA (hw5repro.model.add_bias, Features): the same
     evaluation logits as the broadcast add, bit for bit, in bf16 autocast and in fp32
     (channels_last); and graphed fp32 training with the same losses and accuracies (the bias
     gradient is the same sum in another order)."""
-    _fp32_exact()
-    torch.manual_seed(0)
-    cl = torch.channels_last
-    plain = AlexNet(width=0.25).cuda().to(memory_format=cl).eval()
-    other = AlexNet(width=0.25, conv_bias=form).cuda().to(memory_format=cl).eval()
-    other.load_state_dict(plain.state_dict())
-    x = _data(512).train_x.cuda().contiguous(memory_format=cl)
-    with torch.inference_mode():
-        assert torch.equal(other(x), plain(x))
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            assert torch.equal(other(x), plain(x))
+    _evaluates_like_the_plain_network(AlexNet(width=0.25, conv_bias=form), n=512)
     settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
     added, _, _ = train(_data(), settings, seed=3, progress=False)
     changed, _, info = train(_data(), replace(settings, conv_bias=form), seed=3, progress=False)
@@ -287,18 +293,9 @@ def test_triton_evaluation_epilogues_compute_what_pytorchs_passes_compute():
     PyTorch's passes, bit for bit, in bf16 autocast and in fp32 (channels_last, a batch with
     partial blocks); and a graphed bf16 training run with it evaluates what one without measures
     (two trainings: within what cuDNN's choice of algorithms moves)."""
-    _fp32_exact()
-    torch.manual_seed(0)
-    cl = torch.channels_last
-    plain = AlexNet(width=0.25).cuda().to(memory_format=cl).eval()
-    fused = AlexNet(width=0.25).cuda().to(memory_format=cl).eval()
-    fused.load_state_dict(plain.state_dict())
+    fused = AlexNet(width=0.25)
     fused.features.fused_eval_epilogues = True
-    x = _data(500).train_x.cuda().contiguous(memory_format=cl)
-    with torch.inference_mode():
-        assert torch.equal(fused(x), plain(x))
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            assert torch.equal(fused(x), plain(x))
+    _evaluates_like_the_plain_network(fused, n=500)
     settings = _resume_settings("cuda", precision="bf16", dropout=0.0, epochs=3)
     torch_eval, _, _ = train(_data(), settings, seed=3, progress=False)
     triton_eval, _, info = train(
