@@ -106,7 +106,7 @@ for s in $STAGES; do
   case $s in
     # (its report is in gpu_check.log: the device tool brings back at most 8 files)
     tests) stage tests 120 "python3 -m pytest -q -p no:cacheprovider benchmarks/test_cuda.py" ;;
-    throughput) stage throughput 120 "python3 benchmarks/train_throughput.py --device cuda --fused 6 \
+    throughput) stage throughput 150 "python3 benchmarks/train_throughput.py --device cuda --fused 6 \
       --separate --width 1 --images 6000 --epochs 3 --eval-batch-sizes 1000,5000 --out '$OUT'"
       # The workflow and the sweep then add the convolutions' biases and evaluate the way this
       # stage measured fastest per evaluated epoch, each if more than 2 % faster than the default
