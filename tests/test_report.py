@@ -331,10 +331,10 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
         assert isinstance(state["dirty"], bool)
 
 
-def test_provenance_names_each_training_step_with_its_bias_form():
+def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
     """The device table's step says how the convolutions added their bias (training.conv_bias
     as the run's record states it), whether evaluation ran the Triton epilogues and how many runs
-    were fused; runs alike are counted once."""
+    were fused; runs alike are counted once. The facts come from the runs' run.json files."""
     base = {"device": "cuda", "device_name": "H100", "precision": "bf16", "cuda_graphs": True}
     runs = [
         base,
@@ -344,7 +344,12 @@ def test_provenance_names_each_training_step_with_its_bias_form():
         base | {"conv_bias": "add", "triton_eval": True},
         base | {"cuda_graphs": False, "runs_fused": 3},
     ]
-    assert [(d["step"], d["runs"]) for d in prov.devices(runs)] == [
+    paths = []
+    for i, run in enumerate(runs):
+        paths.append(tmp_path / f"run{i}" / "run.json")
+        paths[-1].parent.mkdir()
+        paths[-1].write_text(json.dumps(run))
+    assert [(d["step"], d["runs"]) for d in prov.devices(prov.run_infos(paths))] == [
         ("CUDA graph", 2),
         ("CUDA graph, bias as a matrix product", 1),
         ("CUDA graph, bias as a matrix product, after the pool where one follows", 1),

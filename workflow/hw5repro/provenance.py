@@ -36,6 +36,7 @@ RUN_KEYS = [
     "precision",
     "cuda_graphs",
     "conv_bias",
+    "triton_eval",
     "runs_fused",
     "parameters",
     "wall_seconds",
