@@ -83,10 +83,15 @@ def _cluster_up(env: dict) -> bool:
     return ping.returncode == 0 and "UP" in ping.stdout
 
 
-def _run_script(name: str, env: dict) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
+def _bash(name: str, env: dict) -> subprocess.CompletedProcess:
+    """Run tests/slurm/``name``, whatever its exit status."""
+    return subprocess.run(
         ["bash", str(SLURM_SCRIPTS / name)], capture_output=True, text=True, env=env, timeout=180
     )
+
+
+def _run_script(name: str, env: dict) -> subprocess.CompletedProcess:
+    proc = _bash(name, env)
     if proc.returncode != 0:
         pytest.fail(f"tests/slurm/{name} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -109,12 +114,6 @@ def _late_daemons(bin_dir: Path, delay_s: float, start: bool = True) -> dict:
         "HW5_SLURM_DIR": str(SLURM_DIR),
         "SLURM_CONF": str(SLURM_DIR / "slurm.conf"),
     }
-
-
-def _bash(script: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", str(SLURM_SCRIPTS / script)], capture_output=True, text=True, env=env, timeout=180
-    )
 
 
 def test_start_cluster_waits_for_daemons_that_write_their_pid_file_late(tmp_path):
