@@ -40,6 +40,8 @@ import torch.nn.functional as F
 from records import record_header
 
 from hw5repro.device import resolve_device
+from hw5repro.eval_kernels import kernels_run_on, triton_available
+from hw5repro.first_conv import triton_conv2d
 from hw5repro.model import AlexNet, add_bias
 
 
@@ -105,13 +107,15 @@ def conv_inputs(layer, batch, device, dtype, fmt, groups=1, grad=False, input_gr
     return x, w.to(dtype).contiguous(memory_format=fmt).requires_grad_(grad)
 
 
-def forward_seconds(layer, batch, device, dtype, fmt, timer) -> float:
+def forward_seconds(layer, batch, device, dtype, fmt, timer, conv=F.conv2d) -> float:
     x, w = conv_inputs(layer, batch, device, dtype, fmt)
     with torch.no_grad():
-        return timer.seconds(lambda: F.conv2d(x, w, padding=layer["padding"]))
+        return timer.seconds(lambda: conv(x, w, padding=layer["padding"]))
 
 
-def train_seconds(layer, batch, device, dtype, fmt, timer, groups=1, input_grad=None) -> float:
+def train_seconds(
+    layer, batch, device, dtype, fmt, timer, groups=1, input_grad=None, conv=F.conv2d
+) -> float:
     """Forward and backward of one training batch (weight gradient; input gradient where the
     layer below needs it: not for the first layer, whose input is the images)."""
     x, w = conv_inputs(layer, batch, device, dtype, fmt, groups, grad=True, input_grad=input_grad)
@@ -120,7 +124,7 @@ def train_seconds(layer, batch, device, dtype, fmt, timer, groups=1, input_grad=
     grad = grad.contiguous(memory_format=fmt)
 
     def step():
-        F.conv2d(x, w, padding=layer["padding"], groups=groups).backward(grad)
+        conv(x, w, padding=layer["padding"], groups=groups).backward(grad)
         w.grad = x.grad = None
 
     return timer.seconds(step)
@@ -204,7 +208,9 @@ def probe_candidates(args, device, dtype, timer, layers) -> dict:
     - ``first_layer``: the first convolution (one input channel, ~1 TFLOP/s in cuDNN's
       channels_last bf16 training step) in other forms that give the same output: contiguous
       layout, fp32, and the images padded with zero channels to 4 or 8 (tensor-core kernels want
-      channel counts that are multiples of 8), each as eval forward and training step.
+      channel counts that are multiples of 8), and as the Triton kernels of
+      ``training.first_conv: triton`` (hw5repro.first_conv; CUDA), each as eval forward and
+      training step.
     - ``conv_bias_relu_eval``: every convolution's eval forward with its bias and ReLU as one
       cuDNN call (``torch.cudnn_convolution_relu``) against convolution, then ReLU, as the
       network runs them (the passes between convolutions are half the evaluation time).
@@ -212,20 +218,25 @@ def probe_candidates(args, device, dtype, timer, layers) -> dict:
     """
     first, cl = layers[0], torch.channels_last
 
-    def first_layer(channels, fmt, dt):
+    def first_layer(channels, fmt, dt, conv=F.conv2d):
         layer = first | {"cin": channels}  # padded: zero channels beside the images
+        eval_batch, batch = args.eval_batch, args.batch
 
         def run():
             return {
-                "eval_forward_ms": forward_seconds(layer, args.eval_batch, device, dt, fmt, timer)
+                "eval_forward_ms": forward_seconds(layer, eval_batch, device, dt, fmt, timer, conv)
                 * 1e3,
                 "train_step_ms": train_seconds(
-                    layer, args.batch, device, dt, fmt, timer, input_grad=False
+                    layer, batch, device, dt, fmt, timer, input_grad=False, conv=conv
                 )
                 * 1e3,
             }
 
         return attempt(run)
+
+    def triton_conv(x, w, padding, groups=1):
+        assert padding == 0 and groups == 1
+        return triton_conv2d(x, w)
 
     forms = {
         "channels_last": (1, cl, dtype),
@@ -236,6 +247,12 @@ def probe_candidates(args, device, dtype, timer, layers) -> dict:
         "channels_last_padded_to_8": (8, cl, dtype),
     }
     result = {"first_layer": {name: first_layer(*form) for name, form in forms.items()}}
+    triton_ok = triton_available() and kernels_run_on(device)
+    result["first_layer"]["triton"] = (
+        first_layer(1, cl, dtype, triton_conv)
+        if triton_ok
+        else {"error": "the kernels need CUDA and Triton (or Triton's interpreter)"}
+    )
 
     def conv_relu(layer):
         pad = layer["padding"]

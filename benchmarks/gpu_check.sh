@@ -49,10 +49,11 @@ fi
 python3 -c "import torch, snakemake; print('torch', torch.__version__, 'snakemake', snakemake.__version__)"
 test -f .mnist/train-images-idx3-ubyte.gz || { echo "FAILED: .mnist missing (carry it)"; exit 1; }
 printf 'data:\n  local_dir: %s\n' "$REPO/.mnist" >/tmp/local-mnist.yaml
-# The fastest settings for the workflow and the sweep (/tmp/fastest.yaml): CONV_BIAS=<form> and
-# TRITON_EVAL=true|false set them for a call without the throughput stage, which sets them otherwise
-printf 'training:\n  conv_bias: %s\n  triton_eval: %s\n' "${CONV_BIAS:-add}" "${TRITON_EVAL:-false}" \
-  >/tmp/fastest.yaml
+# The fastest settings for the workflow and the sweep (/tmp/fastest.yaml): CONV_BIAS=<form>,
+# FIRST_CONV=torch|triton and TRITON_EVAL=true|false set them for a call without the throughput
+# stage, which sets them otherwise
+printf 'training:\n  conv_bias: %s\n  first_conv: %s\n  triton_eval: %s\n' "${CONV_BIAS:-add}" \
+  "${FIRST_CONV:-torch}" "${TRITON_EVAL:-false}" >/tmp/fastest.yaml
 
 # The workflow stages start from an empty results/ and .snakemake/: a checkout's own (a user who
 # runs the check where they work) are moved aside first, never deleted.
@@ -110,9 +111,10 @@ for s in $STAGES; do
       --separate --width 1 --images 6000 --epochs 3 --eval-batch-sizes 1000,5000 --out '$OUT'"
       # The workflow and the sweep then add the convolutions' biases and evaluate the way this
       # stage measured fastest per evaluated epoch, each if more than 2 % faster than the default
-      # (fastest_conv_bias, fastest_triton_eval; their records say which).
+      # (fastest_conv_bias, fastest_first_conv, fastest_triton_eval; their records say which).
       python3 -c "import json, sys; r = json.load(open(sys.argv[1])); \
         print(f\"training:\n  conv_bias: {r['fastest_conv_bias']}\n\" \
+              f\"  first_conv: {r['fastest_first_conv']}\n\" \
               f\"  triton_eval: {str(r['fastest_triton_eval']).lower()}\")" \
         "$OUT/train_throughput_cuda_w1_fused_separate.json" >/tmp/fastest.new \
         && mv /tmp/fastest.new /tmp/fastest.yaml
@@ -156,6 +158,9 @@ if tp:
     for key in ("triton_eval_vs_torch_eval", "triton_eval_vs_torch_evaluated_epoch"):
         if tp.get(key):
             rows.append((f"Triton evaluation epilogues vs PyTorch's: {key.split('torch_')[1]}", tp[key], None))
+    for what in ("", "_eval", "_evaluated_epoch"):
+        if tp.get(f"triton_first_conv_vs_torch{what}"):
+            rows.append((f"first convolution in Triton vs cuDNN: {what.lstrip('_') or 'training'}", tp[f"triton_first_conv_vs_torch{what}"], None))
     for form in ("gemm", "after_pool"):
         for what in ("", "_eval", "_evaluated_epoch"):
             key = f"{form}_bias_vs_add{what}"

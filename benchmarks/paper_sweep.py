@@ -106,6 +106,7 @@ def main(argv=None) -> dict:
         "compiled": info["compiled"],
         "cuda_graphs": info["cuda_graphs"],
         "conv_bias": info["conv_bias"],
+        "first_conv": info["first_conv"],
         "triton_eval": info["triton_eval"],
         "eval_overlap": info["eval_overlap"],
         "config": {k: config[k] for k in ("seed", "data", "experiment", "model", "training")},

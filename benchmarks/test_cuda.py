@@ -306,3 +306,39 @@ def test_triton_evaluation_epilogues_compute_what_pytorchs_passes_compute():
         assert abs(a["test_loss"] - b["test_loss"]) < 1e-3, (torch_eval, triton_eval)
         assert abs(a["train_acc"] - b["train_acc"]) <= 2 / 512
         assert abs(a["test_acc"] - b["test_acc"]) <= 2 / 256
+
+
+def test_first_convolution_in_triton_computes_the_convolution():
+    """training.first_conv: triton (hw5repro.first_conv) on CUDA: the forward is the taps
+    summed in order, bit for bit in bf16 (where every product is exact, so FMAs change nothing);
+    the gradients are cuDNN's within rounding, the same on every call; and graphed training
+    (fp32 with the same losses, bf16 within what cuDNN's choice of algorithms moves) learns what
+    it learns with cuDNN's convolution."""
+    from hw5repro.first_conv import FirstConv2d, conv_backward, conv_forward, taps_in_order
+
+    _fp32_exact()
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 28, 28, device="cuda").contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(96, 1, 4, 4, device="cuda") * 0.3, torch.randn(96, device="cuda")
+    bf16 = [t.to(torch.bfloat16) for t in (x, w, b)]
+    assert torch.equal(conv_forward(*bf16), taps_in_order(*bf16))
+    torch.testing.assert_close(conv_forward(x, w, b), torch.nn.functional.conv2d(x, w, b))
+    grad = torch.randn(64, 96, 25, 25, device="cuda")
+    gw, gb = conv_backward(x, grad, (4, 4), 96)
+    w_, b_ = w.clone().requires_grad_(), b.clone().requires_grad_()
+    torch.nn.functional.conv2d(x, w_, b_).backward(grad)
+    torch.testing.assert_close(gw, w_.grad, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(gb, b_.grad, rtol=1e-4, atol=1e-3)
+    again = conv_backward(x, grad, (4, 4), 96)
+    assert torch.equal(again[0], gw) and torch.equal(again[1], gb)
+    assert isinstance(AlexNet(first_conv="triton").features[0], FirstConv2d)
+    for precision, loss_tol, miss in (("fp32", 1e-4, 1), ("bf16", 2e-2, 8)):
+        settings = _resume_settings("cuda", precision=precision, dropout=0.0, epochs=3)
+        cudnn, _, _ = train(_data(), settings, seed=3, progress=False)
+        ours, _, info = train(
+            _data(), replace(settings, first_conv="triton"), seed=3, progress=False
+        )
+        assert info["first_conv"] == "triton" and info["cuda_graphs"] is True
+        for a, b in zip(cudnn, ours, strict=True):
+            assert abs(a["train_loss"] - b["train_loss"]) < loss_tol, (precision, cudnn, ours)
+            assert abs(a["test_acc"] - b["test_acc"]) <= miss / 256, (precision, cudnn, ours)

@@ -103,18 +103,18 @@ class Bench:
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
-    def fast_epoch(self, graphed: bool, seed: int = 0, conv_bias: str = "add"):
-        """One run (model and batch order seeded ``seed``) with the workflow's fast loop: data
-        resident on the device, device-side permutation, no per-step sync; eager steps, or the
-        same step captured in CUDA graphs (what the workflow uses on CUDA). Returns the epoch
-        (a callable) and the model."""
+    def fast_epoch(self, graphed: bool, seed: int = 0, **network):
+        """One run (model and batch order seeded ``seed``; ``network``: AlexNet's conv_bias,
+        first_conv) with the workflow's fast loop: data resident on the device, device-side
+        permutation, no per-step sync; eager steps, or the same step captured in CUDA graphs
+        (what the workflow uses on CUDA). Returns the epoch (a callable) and the model."""
         a, device = self.args, self.device
         if self.xd is None:
             if device.type == "cuda":
                 torch.backends.cudnn.benchmark = True
             self.xd, self.yd = self.x.to(device, memory_format=self.fmt), self.y.to(device)
         torch.manual_seed(seed)
-        model = AlexNet(width=a.width, conv_bias=conv_bias).to(device, memory_format=self.fmt)
+        model = AlexNet(width=a.width, **network).to(device, memory_format=self.fmt)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         step = EagerStep(model, opt, minibatch_loss(model, self.xd, self.yd, self.autocast))
         if graphed:
@@ -146,13 +146,13 @@ class Bench:
         overlap: bool,
         evaluator=EpochEvaluator,
         before_timing=None,
-        conv_bias="add",
-        triton_eval=False,
+        **training,
     ):
         """Seconds per epoch of one run trained and evaluated by the workflow's own parts
         (make_runs, make_step, EpochEvaluator): ``--images`` training images, and every epoch
         those plus ``--eval-images`` minus them as the test set evaluated, inline or overlapped
-        with the next epoch's training (``evaluator``, ``before_timing``: for probes)."""
+        with the next epoch's training (``evaluator``, ``before_timing``: for probes;
+        ``training``: settings other than the defaults, e.g. conv_bias)."""
         a, device = self.args, self.device
         gen = torch.Generator().manual_seed(1)
         n_test = max(a.eval_images - a.images, 1)
@@ -171,8 +171,8 @@ class Bench:
             device=str(device),
             precision=self.precision,
             eval_batch_size=max(a.eval_batch_sizes),
-            conv_bias=conv_bias,
-            triton_eval=triton_eval,
+            triton_eval=False,
+            **training,
         )
         runs = make_runs([data], settings, [0], device, self.fmt, self.autocast)
         step = make_step(settings, runs, device)
@@ -436,6 +436,30 @@ def main(argv=None) -> dict:
             / evaluated["inline_triton_eval"],
         }
 
+    # The first convolution as Triton kernels (training.first_conv: triton; CUDA only): the fast
+    # loop, evaluation at the largest batch and the evaluated epoch, against cuDNN's.
+    first_conv = dict.fromkeys(
+        [f"triton_first_conv_vs_torch{what}" for what in ("", "_eval", "_evaluated_epoch")]
+    )
+    if device.type == "cuda" and not triton_available():
+        first_conv["triton_first_conv_error"] = "Triton is not installed"
+    elif device.type == "cuda":
+        evaluated["inline_triton_first_conv"] = bench.evaluated_epochs(
+            overlap=False, first_conv="triton"
+        )
+        epoch, model = bench.fast_epoch(graphed=True, first_conv="triton")
+        ips = args.images / time_loop(epoch, device, args.epochs)
+        first_conv_eval_s = time_loop(
+            lambda: evaluate(model, eval_x, eval_y, size, bench.autocast), device, args.epochs
+        )
+        first_conv = {
+            "triton_first_conv_images_per_s": ips,
+            "triton_first_conv_vs_torch": ips * fast_s / args.images,
+            "triton_first_conv_vs_torch_eval": eval_s[size] / first_conv_eval_s,
+            "triton_first_conv_vs_torch_evaluated_epoch": evaluated["inline"]
+            / evaluated["inline_triton_first_conv"],
+        }
+
     flops = flops_per_image(AlexNet(width=args.width).to(device), device)
     seed_ips, fast_ips = args.images / seed_s, args.images / fast_s
     record = record_header("train_throughput", device) | {
@@ -466,6 +490,11 @@ def main(argv=None) -> dict:
         **triton,
         # Triton's epilogues where they beat PyTorch's passes by more than 2 % per evaluated epoch
         "fastest_triton_eval": (triton["triton_eval_vs_torch_evaluated_epoch"] or 0) > FASTER_BY,
+        **first_conv,
+        # the first convolution in Triton where it beats cuDNN's by more than 2 % likewise
+        "fastest_first_conv": "triton"
+        if (first_conv["triton_first_conv_vs_torch_evaluated_epoch"] or 0) > FASTER_BY
+        else "torch",
         **fused,
         "train_flops_per_image": flops,
         "fast_tflops_per_s": fast_ips * flops / 1e12,

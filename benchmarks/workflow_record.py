@@ -48,6 +48,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "channels_last",
                 "cuda_graphs",
                 "conv_bias",
+                "first_conv",
                 "triton_eval",
                 "eval_overlap",
                 "runs_fused",

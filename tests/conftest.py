@@ -27,6 +27,28 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+@pytest.fixture
+def interpreted(monkeypatch):
+    """The project's Triton kernels (hw5repro.eval_kernels, hw5repro.first_conv) defined anew
+    under TRITON_INTERPRET=1, so that they run on CPU tensors, and forgotten after."""
+    from hw5repro import eval_kernels, first_conv
+
+    require_system(
+        eval_kernels.triton_available(), "Triton is not installed (Linux builds of PyTorch have it)"
+    )
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+    def forget():
+        for module in ("hw5repro.eval_triton", "hw5repro.first_conv_triton"):
+            sys.modules.pop(module, None)
+        eval_kernels._kernels.cache_clear()
+        first_conv._kernels.cache_clear()
+
+    forget()
+    yield
+    forget()
+
+
 def require_system(available: bool, reason: str) -> None:
     """Skip a test that needs a system component on a laptop, but fail it in CI, where every
     component is installed by .ci/run and nothing may skip."""

@@ -75,6 +75,10 @@ def test_throughput_record(tmp_path):
     # Triton's evaluation epilogues are timed on CUDA only
     assert saved["triton_eval_vs_torch_eval"] is None and saved["fastest_triton_eval"] is False
     assert "inline_triton_eval" not in saved["evaluated_epoch_seconds"]
+    # and so is the first convolution in Triton
+    for what in ("", "_eval", "_evaluated_epoch"):
+        assert saved[f"triton_first_conv_vs_torch{what}"] is None
+    assert saved["fastest_first_conv"] == "torch"
     ratios = {"gemm_bias_vs_add_evaluated_epoch": 1.01}
     ratios["after_pool_bias_vs_add_evaluated_epoch"] = 1.05
     assert train_throughput.fastest_conv_bias(ratios) == "after_pool"
@@ -117,7 +121,7 @@ def test_paper_scale_flops_per_image():
 def test_paper_sweep_runs_every_ratio(tmp_path, mnist_dir):
     # an overlay, as gpu_check.sh passes its fastest settings; the options override it
     overlay = tmp_path / "fastest.yaml"
-    overlay.write_text("training:\n  conv_bias: gemm\n  triton_eval: false\n")
+    overlay.write_text("training:\n  conv_bias: gemm\n  first_conv: triton\n  triton_eval: false\n")
     record = paper_sweep.main(
         [
             "--config",
@@ -146,6 +150,9 @@ def test_paper_sweep_runs_every_ratio(tmp_path, mnist_dir):
     # asked for, but on the CPU the convolutions add their bias inside oneDNN's convolution
     assert record["config"]["training"]["conv_bias"] == "after_pool"
     assert record["conv_bias"] == "add" and record["triton_eval"] is False
+    # the first convolution likewise is oneDNN's on the CPU
+    assert record["config"]["training"]["first_conv"] == "triton"
+    assert record["first_conv"] == "torch"
     assert record["config"]["training"]["triton_eval"] is False  # from the overlay
     epochs = pd.read_csv(tmp_path / "epochs.csv")
     assert sorted(epochs["ratio"].unique()) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -324,6 +331,11 @@ def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):
         "contiguous_fp32",
         "channels_last_padded_to_4",
         "channels_last_padded_to_8",
+        "triton",
+    }
+    # the kernels of training.first_conv: triton need CUDA (or Triton's interpreter)
+    assert first.pop("triton") == {
+        "error": "the kernels need CUDA and Triton (or Triton's interpreter)"
     }
     assert all(t["eval_forward_ms"] > 0 and t["train_step_ms"] > 0 for t in first.values())
     relu = record["candidates"]["conv_bias_relu_eval"]

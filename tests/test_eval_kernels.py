@@ -4,34 +4,14 @@ in a pass of its own, the ReLU, the max-pool)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 from torch import nn
 
-from conftest import require_system
 from hw5repro import eval_kernels
 from hw5repro.model import AlexNet
 
 DTYPES = [torch.float32, torch.bfloat16]
-
-
-@pytest.fixture
-def interpreted(monkeypatch):
-    """The kernels defined anew under TRITON_INTERPRET=1 (CPU tensors), and forgotten after."""
-    require_system(
-        eval_kernels.triton_available(), "Triton is not installed (Linux builds of PyTorch have it)"
-    )
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-
-    def forget():
-        sys.modules.pop("hw5repro.eval_triton", None)
-        eval_kernels._kernels.cache_clear()
-
-    forget()
-    yield
-    forget()
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -333,8 +333,9 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
 
 def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
     """The device table's step says how the convolutions added their bias (training.conv_bias
-    as the run's record states it), whether evaluation ran the Triton epilogues and how many runs
-    were fused; runs alike are counted once. The facts come from the runs' run.json files."""
+    as the run's record states it), whether the first convolution ran in Triton, whether
+    evaluation ran the Triton epilogues and how many runs were fused; runs alike are counted
+    once. The facts come from the runs' run.json files."""
     base = {"device": "cuda", "device_name": "H100", "precision": "bf16", "cuda_graphs": True}
     runs = [
         base,
@@ -342,6 +343,8 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         base | {"conv_bias": "gemm"},
         base | {"conv_bias": "after_pool"},
         base | {"conv_bias": "add", "triton_eval": True},
+        base | {"conv_bias": "gemm", "first_conv": "triton"},
+        base | {"first_conv": "torch"},
         base | {"cuda_graphs": False, "runs_fused": 3},
     ]
     paths = []
@@ -350,10 +353,11 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         paths[-1].parent.mkdir()
         paths[-1].write_text(json.dumps(run))
     assert [(d["step"], d["runs"]) for d in prov.devices(prov.run_infos(paths))] == [
-        ("CUDA graph", 2),
+        ("CUDA graph", 3),
         ("CUDA graph, bias as a matrix product", 1),
         ("CUDA graph, bias as a matrix product, after the pool where one follows", 1),
         ("CUDA graph, Triton evaluation epilogues", 1),
+        ("CUDA graph, bias as a matrix product, first convolution in Triton", 1),
         ("eager, 3 runs fused", 1),
     ]
 

@@ -310,11 +310,18 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
         return json.loads(outputs.info.read_text())
 
     first = job(_job_config())
-    assert first["model"] == {"width": 0.125, "dropout": 0.5, "init": "kaiming", "conv_bias": "add"}
+    assert first["model"] == {
+        "width": 0.125,
+        "dropout": 0.5,
+        "init": "kaiming",
+        "conv_bias": "add",
+        "first_conv": "torch",
+    }
     same_result = job(_job_config(checkpoint_every=5, eval_batch_size=7))
     assert same_result["fingerprint"] == first["fingerprint"]
     assert job(_job_config(lr=0.01))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(conv_bias="gemm"))["fingerprint"] != first["fingerprint"]
+    assert job(_job_config(first_conv="triton"))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(), run="labels_r1_s1")["fingerprint"] != first["fingerprint"]
     _job_artifacts(tmp_path, labels_seed=1)  # same settings, other data
     assert job(_job_config())["fingerprint"] != first["fingerprint"]

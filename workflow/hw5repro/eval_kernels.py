@@ -48,9 +48,11 @@ def _kernels():
     return triton, eval_triton.bias_relu, eval_triton.pool_bias_relu
 
 
-def kernels_run_on(x: torch.Tensor) -> bool:
-    """Whether the kernels take ``x``'s device: CUDA, or any device in Triton's interpreter."""
-    return x.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+def kernels_run_on(x: torch.Tensor | torch.device) -> bool:
+    """Whether the kernels take ``x``'s device (or ``x``, a device): CUDA, or any device in
+    Triton's interpreter."""
+    device = x if isinstance(x, torch.device) else x.device
+    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def _fits(out: torch.Tensor) -> bool:
@@ -73,8 +75,9 @@ def pool_bias_relu(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     triton, _, kernel = _kernels()
     n, c, h, w = out.shape
     oh, ow = (h - 3) // 2 + 1, (w - 3) // 2 + 1
-    y = torch.empty((n, c, oh, ow), dtype=out.dtype, device=out.device)
-    y = y.contiguous(memory_format=torch.channels_last)
+    y = torch.empty(
+        (n, c, oh, ow), dtype=out.dtype, device=out.device, memory_format=torch.channels_last
+    )
     grid = (triton.cdiv(n * oh * ow, BLOCK_PIXELS), triton.cdiv(c, BLOCK_CHANNELS))
     bf16 = out.dtype == torch.bfloat16
     kernel[grid](

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .first_conv import FIRST_CONV, FirstConv2d
+
 #: How a convolution's bias is added (``training.conv_bias``).
 CONV_BIAS = ("add", "gemm", "after_pool")
 
@@ -110,7 +112,8 @@ class AlexNet(nn.Module):
     initialisation by He's. ``conv_bias="gemm"`` adds the convolutions' biases as a matrix
     product on CUDA (:func:`add_bias`; the same values, another order of the bias gradient's sum);
     ``"after_pool"`` in addition adds the biases of the two pooled convolutions after their pools
-    (:class:`Features`; the same values).
+    (:class:`Features`; the same values). ``first_conv="triton"`` runs the first convolution
+    (one input channel) as Triton kernels on CUDA (:mod:`hw5repro.first_conv`).
     """
 
     def __init__(
@@ -120,18 +123,22 @@ class AlexNet(nn.Module):
         dropout: float = 0.5,
         init: str = "default",
         conv_bias: str = "add",
+        first_conv: str = "torch",
     ):
         super().__init__()
         if conv_bias not in CONV_BIAS:
             raise ValueError(f"unknown conv_bias {conv_bias!r}; expected one of {CONV_BIAS}")
+        if first_conv not in FIRST_CONV:
+            raise ValueError(f"unknown first_conv {first_conv!r}; expected one of {FIRST_CONV}")
         Conv2d = nn.Conv2d if conv_bias == "add" else GemmBiasConv2d
+        FirstConv = FirstConv2d if first_conv == "triton" else Conv2d
 
         def w(channels: int) -> int:
             return max(1, round(channels * width))
 
         c1, c2, c3, c4, hidden = w(96), w(256), w(384), w(256), w(800)
         self.features = Features(
-            Conv2d(1, c1, kernel_size=4),  # 28 -> 25
+            FirstConv(1, c1, kernel_size=4),  # 28 -> 25
             nn.ReLU(inplace=True),
             Conv2d(c1, c1, kernel_size=3),  # 25 -> 23
             nn.ReLU(inplace=True),

@@ -36,6 +36,7 @@ RUN_KEYS = [
     "precision",
     "cuda_graphs",
     "conv_bias",
+    "first_conv",
     "triton_eval",
     "runs_fused",
     "parameters",
@@ -134,6 +135,8 @@ def devices(runs: Sequence[dict]) -> list[dict]:
             "gemm": ", bias as a matrix product",
             "after_pool": ", bias as a matrix product, after the pool where one follows",
         }.get(run.get("conv_bias"), "")
+        if run.get("first_conv") == "triton":
+            step += ", first convolution in Triton"
         if run.get("triton_eval"):
             step += ", Triton evaluation epilogues"
         if (run.get("runs_fused") or 1) > 1:

@@ -31,6 +31,7 @@ def model_settings(settings) -> dict:
         "dropout": settings.dropout,
         "init": settings.init,
         "conv_bias": settings.conv_bias,
+        "first_conv": settings.first_conv,
     }
 
 

@@ -34,6 +34,7 @@ from .device import (
     resolve_precision,
 )
 from .evaluation import EpochEvaluator, EpochResult
+from .first_conv import check_first_conv, first_conv_used
 from .model import AlexNet, conv_bias_used
 from .runset import make_runs, model_settings
 from .settings import is_operational
@@ -80,6 +81,7 @@ class Settings:
     compile: bool = False
     cuda_graphs: object = "auto"
     conv_bias: str = "add"
+    first_conv: str = "torch"
     eval_overlap: object = "auto"
     triton_eval: object = "auto"
     runs_per_job: int = 1
@@ -185,6 +187,7 @@ def train_runs(
     precision = resolve_precision(settings.precision, device)
     channels_last = resolve_channels_last(settings.channels_last, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    check_first_conv(settings.first_conv, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -244,6 +247,7 @@ def train_runs(
         "channels_last": channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
         "conv_bias": conv_bias_used(runs.model, device),
+        "first_conv": first_conv_used(runs.model, device),
         "eval_overlap": evaluator.overlap,
         "triton_eval": runs.eval_nets[0].features.fused_eval_epilogues,
         "compiled": bool(settings.compile),
