@@ -32,7 +32,7 @@ def _inputs(dtype, n=2, c=40, size=28, kernel=4, seed=0, fmt=torch.channels_last
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
-def test_forward_sums_thetaps_in_order(interpreted, dtype, fmt):
+def test_forward_sums_the_taps_in_order(interpreted, dtype, fmt):
     x, w, b = _inputs(dtype, fmt=fmt)
     for bias in (b, None):
         y = first_conv.conv_forward(x, w, bias)
