@@ -179,6 +179,9 @@ if sw:
     rows.append(("one-process paper sweep <= 180 s", sw["sweep_wall_seconds"], sw["sweep_wall_seconds"] <= 180))
 for what, value, ok in rows:
     print(f"{'info  ' if ok is None else 'met   ' if ok else 'MISSED'} {what}: {value:,.2f}")
+for key, value in (tp or {}).items():
+    if key.endswith("_error"):  # a candidate that could not be timed
+        print(f"ERROR  {key}: {value}")
 PY
 echo "== summary"
 failed=0

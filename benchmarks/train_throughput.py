@@ -322,6 +322,24 @@ def fastest_conv_bias(record: dict, margin: float = FASTER_BY) -> str:
     return best if gains[best] > margin else "add"
 
 
+def triton_candidate(name: str, device, timings, keys: list[str]) -> dict:
+    """``timings()`` of a Triton candidate, on CUDA: its record keys (``name`` + each of ``keys``)
+    None where it cannot run, and ``<name>_error`` saying why (no Triton; the first line of an
+    error, so that a failing kernel costs the record its own lines only; the CUDA tests of the
+    same check fail on it)."""
+    record = {name + key: None for key in keys}
+    if device.type != "cuda":
+        return record
+    if not triton_available():
+        return record | {f"{name}_error": "Triton is not installed"}
+    try:
+        return record | timings()
+    except Exception as err:  # noqa: BLE001 - recorded, and printed by gpu_check.sh
+        return record | {
+            f"{name}_error": f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]}"
+        }
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.threads:
@@ -420,45 +438,50 @@ def main(argv=None) -> dict:
 
     # Evaluation's epilogues as Triton kernels (training.triton_eval; CUDA only): evaluation at
     # the largest batch and the evaluated epoch, against PyTorch's passes.
-    triton = {"triton_eval_vs_torch_eval": None, "triton_eval_vs_torch_evaluated_epoch": None}
-    if device.type == "cuda" and not triton_available():
-        triton["triton_eval_error"] = "Triton is not installed"
-    elif device.type == "cuda":
-        evaluated["inline_triton_eval"] = bench.evaluated_epochs(overlap=False, triton_eval=True)
+    def triton_eval():
+        inline = bench.evaluated_epochs(overlap=False, triton_eval=True)
         fast_model.features.fused_eval_epilogues = True
-        triton_eval_s = time_loop(
-            lambda: evaluate(fast_model, eval_x, eval_y, size, bench.autocast), device, args.epochs
-        )
-        fast_model.features.fused_eval_epilogues = False
-        triton = {
-            "triton_eval_vs_torch_eval": eval_s[size] / triton_eval_s,
-            "triton_eval_vs_torch_evaluated_epoch": evaluated["inline"]
-            / evaluated["inline_triton_eval"],
+        try:
+            seconds = time_loop(
+                lambda: evaluate(fast_model, eval_x, eval_y, size, bench.autocast),
+                device,
+                args.epochs,
+            )
+        finally:
+            fast_model.features.fused_eval_epilogues = False
+        evaluated["inline_triton_eval"] = inline
+        return {
+            "triton_eval_vs_torch_eval": eval_s[size] / seconds,
+            "triton_eval_vs_torch_evaluated_epoch": evaluated["inline"] / inline,
         }
+
+    triton = triton_candidate(
+        "triton_eval", device, triton_eval, ["_vs_torch_eval", "_vs_torch_evaluated_epoch"]
+    )
 
     # The first convolution as Triton kernels (training.first_conv: triton; CUDA only): the fast
     # loop, evaluation at the largest batch and the evaluated epoch, against cuDNN's.
-    first_conv = dict.fromkeys(
-        [f"triton_first_conv_vs_torch{what}" for what in ("", "_eval", "_evaluated_epoch")]
-    )
-    if device.type == "cuda" and not triton_available():
-        first_conv["triton_first_conv_error"] = "Triton is not installed"
-    elif device.type == "cuda":
-        evaluated["inline_triton_first_conv"] = bench.evaluated_epochs(
-            overlap=False, first_conv="triton"
-        )
+    def triton_first_conv():
+        inline = bench.evaluated_epochs(overlap=False, first_conv="triton")
         epoch, model = bench.fast_epoch(graphed=True, first_conv="triton")
         ips = args.images / time_loop(epoch, device, args.epochs)
-        first_conv_eval_s = time_loop(
+        seconds = time_loop(
             lambda: evaluate(model, eval_x, eval_y, size, bench.autocast), device, args.epochs
         )
-        first_conv = {
+        evaluated["inline_triton_first_conv"] = inline
+        return {
             "triton_first_conv_images_per_s": ips,
             "triton_first_conv_vs_torch": ips * fast_s / args.images,
-            "triton_first_conv_vs_torch_eval": eval_s[size] / first_conv_eval_s,
-            "triton_first_conv_vs_torch_evaluated_epoch": evaluated["inline"]
-            / evaluated["inline_triton_first_conv"],
+            "triton_first_conv_vs_torch_eval": eval_s[size] / seconds,
+            "triton_first_conv_vs_torch_evaluated_epoch": evaluated["inline"] / inline,
         }
+
+    first_conv = triton_candidate(
+        "triton_first_conv",
+        device,
+        triton_first_conv,
+        ["_vs_torch", "_vs_torch_eval", "_vs_torch_evaluated_epoch"],
+    )
 
     flops = flops_per_image(AlexNet(width=args.width).to(device), device)
     seed_ips, fast_ips = args.images / seed_s, args.images / fast_s

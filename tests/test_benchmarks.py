@@ -109,6 +109,30 @@ def test_throughput_record(tmp_path):
     )
 
 
+def test_a_triton_candidate_that_fails_costs_the_record_its_own_lines_only(monkeypatch):
+    """train_throughput.triton_candidate: on a CPU its keys are None; on CUDA without Triton, or
+    where its kernels raise, the record says why instead of losing the whole throughput stage."""
+    import torch
+
+    keys = ["_vs_torch", "_vs_torch_eval"]
+    none = {"x_vs_torch": None, "x_vs_torch_eval": None}
+
+    def fails():
+        raise RuntimeError("PassManager::run failed\nmore lines")
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert train_throughput.triton_candidate("x", cpu, fails, keys) == none
+    timed = train_throughput.triton_candidate("x", cuda, lambda: {"x_vs_torch": 1.5}, keys)
+    assert timed == none | {"x_vs_torch": 1.5}
+    assert train_throughput.triton_candidate("x", cuda, fails, keys) == none | {
+        "x_error": "RuntimeError: PassManager::run failed"
+    }
+    monkeypatch.setattr(train_throughput, "triton_available", lambda: False)
+    assert train_throughput.triton_candidate("x", cuda, fails, keys) == none | {
+        "x_error": "Triton is not installed"
+    }
+
+
 def test_paper_scale_flops_per_image():
     import torch
 
