@@ -272,12 +272,12 @@ def _evaluates_like_the_plain_network(other: AlexNet, n: int) -> None:
             assert torch.equal(other(x), plain(x))
 
 
-@pytest.mark.parametrize("form", ["gemm", "after_pool"])
+@pytest.mark.parametrize("form", ["gemm", "after_pool", "triton"])
 def test_other_bias_forms_compute_what_the_broadcast_add_computes(form):
-    """conv_bias gemm and after_pool on CUDA (hw5repro.model.add_bias, Features): the same
-    evaluation logits as the broadcast add, bit for bit, in bf16 autocast and in fp32
-    (channels_last); and graphed fp32 training with the same losses and accuracies (the bias
-    gradient is the same sum in another order)."""
+    """conv_bias gemm, after_pool and triton on CUDA (hw5repro.model.add_bias, Features,
+    hw5repro.train_epilogues): the same evaluation logits as the broadcast add, bit for bit, in
+    bf16 autocast and in fp32 (channels_last); and graphed fp32 training with the same losses and
+    accuracies (the bias gradient is the same sum in another order)."""
     _evaluates_like_the_plain_network(AlexNet(width=0.25, conv_bias=form), n=512)
     settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
     added, _, _ = train(_data(), settings, seed=3, progress=False)
@@ -342,3 +342,38 @@ def test_first_convolution_in_triton_computes_the_convolution():
         for a, b in zip(cudnn, ours, strict=True):
             assert abs(a["train_loss"] - b["train_loss"]) < loss_tol, (precision, cudnn, ours)
             assert abs(a["test_acc"] - b["test_acc"]) <= miss / 256, (precision, cudnn, ours)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_training_epilogues_are_pytorchs_cuda_passes(dtype):
+    """hw5repro.train_epilogues against PyTorch's CUDA kernels, bit for bit: relu(max_pool(out) +
+    b) and the max's place in each window (ties in bf16: the first largest), the ReLU's gradient
+    and the max-pool's input gradient (fp32 sums in the windows' order, rounded once); the bias
+    gradient within rounding. Then relu(out + b) and its gradients the same way."""
+    from hw5repro import train_epilogues
+
+    _fp32_exact()
+    torch.manual_seed(0)
+    cl = torch.channels_last
+    out = (torch.randn(64, 96, 23, 23, device="cuda") * 3).to(dtype).contiguous(memory_format=cl)
+    bias = torch.randn(96, device="cuda")
+    grad = torch.randn(64, 96, 11, 11, device="cuda").to(dtype)
+    mine = out.detach().clone().requires_grad_()
+    theirs = out.detach().clone().requires_grad_()
+    b1, b2 = bias.clone().requires_grad_(), bias.clone().requires_grad_()
+    y = train_epilogues.pool_bias_relu(mine, b1)
+    ref = torch.relu(torch.nn.functional.max_pool2d(theirs, 3, 2) + b2.to(dtype).view(1, -1, 1, 1))
+    assert torch.equal(y, ref)
+    y.backward(grad)
+    ref.backward(grad)
+    assert torch.equal(mine.grad, theirs.grad)
+    torch.testing.assert_close(b1.grad, b2.grad, rtol=1e-2, atol=1e-2 * b2.grad.abs().max().item())
+    mine.grad = theirs.grad = b1.grad = b2.grad = None
+    grad = torch.randn(64, 96, 23, 23, device="cuda").to(dtype)
+    y = train_epilogues.bias_relu(mine, b1)
+    ref = torch.relu(theirs + b2.to(dtype).view(1, -1, 1, 1))
+    assert torch.equal(y, ref)
+    y.backward(grad)
+    ref.backward(grad)
+    assert torch.equal(mine.grad, theirs.grad)
+    torch.testing.assert_close(b1.grad, b2.grad, rtol=1e-2, atol=1e-2 * b2.grad.abs().max().item())

@@ -317,7 +317,7 @@ FASTER_BY = 1.02
 def fastest_conv_bias(record: dict, margin: float = FASTER_BY) -> str:
     """The training.conv_bias that trained and evaluated an epoch fastest, if it beat ``add`` by
     more than ``margin`` (else ``add``): what benchmarks/gpu_check.sh gives the workflow."""
-    gains = {form: record[f"{form}_bias_vs_add_evaluated_epoch"] for form in CONV_BIAS[1:]}
+    gains = {form: record.get(f"{form}_bias_vs_add_evaluated_epoch") or 0 for form in CONV_BIAS[1:]}
     best = max(gains, key=gains.get)
     return best if gains[best] > margin else "add"
 
@@ -414,27 +414,32 @@ def main(argv=None) -> dict:
     if device.type == "cuda":
         evaluated["overlapped"] = bench.evaluated_epochs(overlap=True)
     # The other ways of adding the convolutions' biases (training.conv_bias: gemm, after_pool; on
-    # the CPU the network is the plain one, so there the ratios only show the noise): the fast
-    # loop, evaluation at the largest batch, and the evaluated epoch, against the default (add).
+    # the CPU the network is the plain one, so there the ratios only show the noise; triton, the
+    # Triton epilogues, on CUDA only): the fast loop, evaluation at the largest batch, and the
+    # evaluated epoch, against the default (add).
     size = max(args.eval_batch_sizes)
-    bias_forms = {}
-    for form in CONV_BIAS[1:]:
-        evaluated[f"inline_{form}_bias"] = bench.evaluated_epochs(overlap=False, conv_bias=form)
+
+    def bias_form(form: str) -> dict:
+        inline = bench.evaluated_epochs(overlap=False, conv_bias=form)
         epoch, model = bench.fast_epoch(graphed=graphed_s is not None, conv_bias=form)
         ips = args.images / time_loop(epoch, device, args.epochs)
         form_eval_s = time_loop(
-            lambda model=model: evaluate(model, eval_x, eval_y, size, bench.autocast),
-            device,
-            args.epochs,
+            lambda: evaluate(model, eval_x, eval_y, size, bench.autocast), device, args.epochs
         )
-        bias_forms |= {
+        evaluated[f"inline_{form}_bias"] = inline
+        return {
             f"{form}_bias_images_per_s": ips,
             f"{form}_bias_vs_add": ips * fast_s / args.images,
             f"{form}_bias_eval_images_per_s": args.eval_images / form_eval_s,
             f"{form}_bias_vs_add_eval": eval_s[size] / form_eval_s,
-            f"{form}_bias_vs_add_evaluated_epoch": evaluated["inline"]
-            / evaluated[f"inline_{form}_bias"],
+            f"{form}_bias_vs_add_evaluated_epoch": evaluated["inline"] / inline,
         }
+
+    bias_forms = {}
+    for form in ("gemm", "after_pool"):
+        bias_forms |= bias_form(form)
+    keys = ["_vs_add", "_vs_add_eval", "_vs_add_evaluated_epoch"]
+    bias_forms |= triton_candidate("triton_bias", device, lambda: bias_form("triton"), keys)
 
     # Evaluation's epilogues as Triton kernels (training.triton_eval; CUDA only): evaluation at
     # the largest batch and the evaluated epoch, against PyTorch's passes.

@@ -29,9 +29,12 @@ def in_ci() -> bool:
 
 @pytest.fixture
 def interpreted(monkeypatch):
-    """The project's Triton kernels (hw5repro.eval_kernels, hw5repro.first_conv) defined anew
-    under TRITON_INTERPRET=1, so that they run on CPU tensors, and forgotten after."""
-    from hw5repro import eval_kernels, first_conv
+    """The project's Triton kernels (hw5repro.eval_kernels, first_conv, train_epilogues) defined
+    anew under TRITON_INTERPRET=1, so that they run on CPU tensors, and forgotten after."""
+    from hw5repro import eval_kernels, first_conv, train_epilogues
+
+    wrappers = (eval_kernels, first_conv, train_epilogues)
+    kernels = ("eval_triton", "first_conv_triton", "train_epilogue_triton")
 
     require_system(
         eval_kernels.triton_available(), "Triton is not installed (Linux builds of PyTorch have it)"
@@ -39,10 +42,10 @@ def interpreted(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
 
     def forget():
-        for module in ("hw5repro.eval_triton", "hw5repro.first_conv_triton"):
-            sys.modules.pop(module, None)
-        eval_kernels._kernels.cache_clear()
-        first_conv._kernels.cache_clear()
+        for module in kernels:
+            sys.modules.pop(f"hw5repro.{module}", None)
+        for module in wrappers:
+            module._kernels.cache_clear()
 
     forget()
     yield

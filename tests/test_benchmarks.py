@@ -75,15 +75,18 @@ def test_throughput_record(tmp_path):
     # Triton's evaluation epilogues are timed on CUDA only
     assert saved["triton_eval_vs_torch_eval"] is None and saved["fastest_triton_eval"] is False
     assert "inline_triton_eval" not in saved["evaluated_epoch_seconds"]
-    # and so is the first convolution in Triton
+    # and so are the first convolution in Triton and conv_bias: triton
     for what in ("", "_eval", "_evaluated_epoch"):
         assert saved[f"triton_first_conv_vs_torch{what}"] is None
+        assert saved[f"triton_bias_vs_add{what}"] is None
     assert saved["fastest_first_conv"] == "torch"
-    ratios = {"gemm_bias_vs_add_evaluated_epoch": 1.01}
+    ratios = {"gemm_bias_vs_add_evaluated_epoch": 1.01, "triton_bias_vs_add_evaluated_epoch": None}
     ratios["after_pool_bias_vs_add_evaluated_epoch"] = 1.05
     assert train_throughput.fastest_conv_bias(ratios) == "after_pool"
     ratios["after_pool_bias_vs_add_evaluated_epoch"] = 1.019
     assert train_throughput.fastest_conv_bias(ratios) == "add"
+    ratios["triton_bias_vs_add_evaluated_epoch"] = 1.2  # timed on CUDA
+    assert train_throughput.fastest_conv_bias(ratios) == "triton"
     assert saved["fused_runs"] == 2 and saved["fused_eager_images_per_s"] > 0
     # the workflow's fused loop on the CPU is the eager one, timed in this process
     assert saved["fused_images_per_s"] == saved["fused_eager_images_per_s"]

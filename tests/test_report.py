@@ -345,6 +345,7 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         base | {"conv_bias": "add", "triton_eval": True},
         base | {"conv_bias": "gemm", "first_conv": "triton"},
         base | {"first_conv": "torch"},
+        base | {"conv_bias": "triton"},
         base | {"cuda_graphs": False, "runs_fused": 3},
     ]
     paths = []
@@ -358,6 +359,7 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         ("CUDA graph, bias as a matrix product, after the pool where one follows", 1),
         ("CUDA graph, Triton evaluation epilogues", 1),
         ("CUDA graph, bias as a matrix product, first convolution in Triton", 1),
+        ("CUDA graph, bias, ReLU and max-pool as Triton kernels", 1),
         ("eager, 3 runs fused", 1),
     ]
 

@@ -99,9 +99,15 @@ def _is_pool(layer: nn.Module) -> bool:
 
 
 def forward_fused_epilogues(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``layers(x)`` (evaluation, no autograd) with every convolution followed by a ReLU, or by a
-    3x3/2 max-pool and a ReLU, running that epilogue as one kernel; layers of other patterns, and
-    outputs the kernels do not take (dtype, layout), as PyTorch runs them."""
+    """``layers(x)`` with every convolution followed by a ReLU, or by a 3x3/2 max-pool and a
+    ReLU, running that epilogue as one kernel (without autograd), or as the autograd functions
+    of :mod:`hw5repro.train_epilogues` (with); layers of other patterns, and outputs the kernels
+    do not take (dtype, layout), as PyTorch runs them."""
+    if torch.is_grad_enabled():
+        from .train_epilogues import bias_relu as relu_epilogue
+        from .train_epilogues import pool_bias_relu as pool_epilogue
+    else:
+        relu_epilogue, pool_epilogue = bias_relu, pool_bias_relu
     layers, i = list(layers), 0
     while i < len(layers):
         layer, after = layers[i], layers[i + 1 : i + 3]
@@ -110,7 +116,7 @@ def forward_fused_epilogues(layers: nn.Sequential, x: torch.Tensor) -> torch.Ten
         if isinstance(layer, nn.Conv2d) and layer.bias is not None and (pooled or relu):
             out = layer._conv_forward(x, layer.weight, None)
             if _fits(out):
-                x = (pool_bias_relu if pooled else bias_relu)(out, layer.bias)
+                x = (pool_epilogue if pooled else relu_epilogue)(out, layer.bias)
             else:
                 out = out + layer.bias.to(out.dtype).view(1, -1, 1, 1)
                 x = F.relu(F.max_pool2d(out, 3, 2) if pooled else out)

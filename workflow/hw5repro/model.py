@@ -8,7 +8,7 @@ from torch import nn
 from .first_conv import FIRST_CONV, FirstConv2d
 
 #: How a convolution's bias is added (``training.conv_bias``).
-CONV_BIAS = ("add", "gemm", "after_pool")
+CONV_BIAS = ("add", "gemm", "after_pool", "triton")
 
 
 def add_bias(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -56,16 +56,22 @@ class Features(nn.Sequential):
 
     With ``fused_eval_epilogues`` (``training.triton_eval``; set on the evaluation's networks) a
     forward pass without autograd on CUDA runs each convolution's bias, ReLU and max-pool as one
-    Triton kernel (:mod:`hw5repro.eval_kernels`; the same values)."""
+    Triton kernel (:mod:`hw5repro.eval_kernels`; the same values). With ``triton_epilogues``
+    (``conv_bias: triton``) every forward pass on CUDA does, and with autograd their backward
+    passes too (:mod:`hw5repro.train_epilogues`; the values of ``after_pool``)."""
 
     fused_eval_epilogues = False
 
-    def __init__(self, *layers: nn.Module, bias_after_pool: bool = False):
+    def __init__(
+        self, *layers: nn.Module, bias_after_pool: bool = False, triton_epilogues: bool = False
+    ):
         super().__init__(*layers)
         self.bias_after_pool = bias_after_pool
+        self.triton_epilogues = triton_epilogues
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused_eval_epilogues and not torch.is_grad_enabled():
+        fused = self.fused_eval_epilogues and not torch.is_grad_enabled()
+        if fused or self.triton_epilogues:
             from .eval_kernels import forward_fused_epilogues, kernels_run_on
 
             if kernels_run_on(x):
@@ -91,14 +97,19 @@ def forward_bias_after_pool(layers: nn.Sequential, x: torch.Tensor) -> torch.Ten
 
 
 def conv_bias_used(model: nn.Module, device: torch.device) -> str:
-    """How ``model``'s convolutions add their bias on ``device``: ``gemm`` where they are
-    :class:`GemmBiasConv2d` on CUDA, ``after_pool`` where in addition its :class:`Features` adds
-    the biases of pooled convolutions after the pool, else ``add`` (the CPU; a fused network's
-    grouped convolutions)."""
+    """How ``model``'s convolutions add their bias on ``device``: ``triton`` where its
+    :class:`Features` runs the Triton epilogues (CUDA; Triton's interpreter); ``gemm`` where they
+    are :class:`GemmBiasConv2d` on CUDA, ``after_pool`` where in addition its :class:`Features`
+    adds the biases of pooled convolutions after the pool, else ``add`` (the CPU; a fused
+    network's grouped convolutions)."""
+    from .eval_kernels import kernels_run_on
+
+    features = next((m for m in model.modules() if isinstance(m, Features)), None)
+    if features is not None and features.triton_epilogues and kernels_run_on(device):
+        return "triton"
     if device.type != "cuda" or not any(isinstance(m, GemmBiasConv2d) for m in model.modules()):
         return "add"
-    late = any(isinstance(m, Features) and m.bias_after_pool for m in model.modules())
-    return "after_pool" if late else "gemm"
+    return "after_pool" if features is not None and features.bias_after_pool else "gemm"
 
 
 class AlexNet(nn.Module):
@@ -112,7 +123,10 @@ class AlexNet(nn.Module):
     initialisation by He's. ``conv_bias="gemm"`` adds the convolutions' biases as a matrix
     product on CUDA (:func:`add_bias`; the same values, another order of the bias gradient's sum);
     ``"after_pool"`` in addition adds the biases of the two pooled convolutions after their pools
-    (:class:`Features`; the same values). ``first_conv="triton"`` runs the first convolution
+    (:class:`Features`; the same values); ``"triton"`` runs every convolution's bias, ReLU and
+    max-pool as Triton kernels on CUDA, forward and backward (:mod:`hw5repro.train_epilogues`;
+    the values of ``after_pool``, the bias gradient summed in another order).
+    ``first_conv="triton"`` runs the first convolution
     (one input channel) as Triton kernels on CUDA (:mod:`hw5repro.first_conv`).
     """
 
@@ -130,7 +144,7 @@ class AlexNet(nn.Module):
             raise ValueError(f"unknown conv_bias {conv_bias!r}; expected one of {CONV_BIAS}")
         if first_conv not in FIRST_CONV:
             raise ValueError(f"unknown first_conv {first_conv!r}; expected one of {FIRST_CONV}")
-        Conv2d = nn.Conv2d if conv_bias == "add" else GemmBiasConv2d
+        Conv2d = GemmBiasConv2d if conv_bias in ("gemm", "after_pool") else nn.Conv2d
         FirstConv = FirstConv2d if first_conv == "triton" else Conv2d
 
         def w(channels: int) -> int:
@@ -153,6 +167,7 @@ class AlexNet(nn.Module):
             nn.MaxPool2d(kernel_size=3, stride=2),  # 11 -> 5
             nn.ReLU(inplace=True),
             bias_after_pool=conv_bias == "after_pool",
+            triton_epilogues=conv_bias == "triton",
         )
         self.classifier = nn.Sequential(
             nn.Flatten(1),

@@ -134,6 +134,7 @@ def devices(runs: Sequence[dict]) -> list[dict]:
         step += {
             "gemm": ", bias as a matrix product",
             "after_pool": ", bias as a matrix product, after the pool where one follows",
+            "triton": ", bias, ReLU and max-pool as Triton kernels",
         }.get(run.get("conv_bias"), "")
         if run.get("first_conv") == "triton":
             step += ", first convolution in Triton"
