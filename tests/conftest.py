@@ -34,7 +34,7 @@ def interpreted(monkeypatch):
     from hw5repro import eval_kernels, first_conv, train_epilogues
 
     wrappers = (eval_kernels, first_conv, train_epilogues)
-    kernels = ("eval_triton", "first_conv_triton", "train_epilogue_triton")
+    kernels = ("eval_triton", "first_conv_triton", "train_epilogues_triton")
 
     require_system(
         eval_kernels.triton_available(), "Triton is not installed (Linux builds of PyTorch have it)"

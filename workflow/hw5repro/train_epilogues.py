@@ -15,7 +15,7 @@ bit for bit: the forward; the ReLU's gradient; the max-pool's gradient, gathered
 order (windows by row, then column) in fp32 and rounded once, with PyTorch's choice of the max
 (the first largest value; NaN wins). Only the bias gradient is summed in another order (fp32
 partial sums per block of pixels, added in a fixed order: deterministic). The kernels are in
-:mod:`hw5repro.train_epilogue_triton`; the CPU tests run them in Triton's interpreter against
+:mod:`hw5repro.train_epilogues_triton`; the CPU tests run them in Triton's interpreter against
 PyTorch's autograd.
 """
 
@@ -38,7 +38,7 @@ def _kernels():
     """The Triton kernels, imported on first use (Triton reads ``TRITON_INTERPRET`` then)."""
     import triton
 
-    from . import train_epilogue_triton as k
+    from . import train_epilogues_triton as k
 
     return triton, k.pool_bias_relu_argmax, k.relu_grad, k.pool_grad
 

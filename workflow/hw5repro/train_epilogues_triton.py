@@ -83,12 +83,12 @@ def pool_grad(
     n, r = p // (H * W), p % (H * W)
     ih, iw = r // W, r % W
     acc = tl.full((BP, BC), 0.0, tl.float32)
-    for a in tl.static_range(2):  # the window row above (ih even), then the one at ih // 2
+    for a in tl.static_range(2):  # window rows ih // 2 - 1 and ih // 2, where they hold ih
         oh = ih // 2 - 1 + a
-        row_ok = (oh >= 0) & (oh < OH) & ((a == 1) | (ih % 2 == 0))
+        row_ok = (oh >= 0) & (oh < OH) & (ih - 2 * oh <= 2)
         for b in tl.static_range(2):
             ow = iw // 2 - 1 + b
-            ok = pm & row_ok & (ow >= 0) & (ow < OW) & ((b == 1) | (iw % 2 == 0))
+            ok = pm & row_ok & (ow >= 0) & (ow < OW) & (iw - 2 * ow <= 2)
             at = ((n * OH + oh) * OW + ow)[:, None] * C + c[None, :]
             m = ok[:, None] & cm[None, :]
             arg = tl.load(arg_ptr + at, mask=m, other=-1).to(tl.int32)
