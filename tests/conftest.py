@@ -27,29 +27,49 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-@pytest.fixture
-def interpreted(monkeypatch):
-    """The project's Triton kernels (hw5repro.eval_kernels, first_conv, train_epilogues) defined
-    anew under TRITON_INTERPRET=1, so that they run on CPU tensors, and forgotten after."""
-    from hw5repro import eval_kernels, first_conv, train_epilogues
+#: The project's Triton kernel modules (hw5repro.<name>), each used through the module beside it
+#: (its ``_kernels()``).
+TRITON_KERNELS = {
+    "eval_triton": "eval_kernels",
+    "first_conv_triton": "first_conv",
+    "train_epilogues_triton": "train_epilogues",
+}
 
-    wrappers = (eval_kernels, first_conv, train_epilogues)
-    kernels = ("eval_triton", "first_conv_triton", "train_epilogues_triton")
 
-    require_system(
-        eval_kernels.triton_available(), "Triton is not installed (Linux builds of PyTorch have it)"
-    )
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+def _fresh_kernels(monkeypatch, interpret: bool):
+    """The kernel modules defined anew, in Triton's interpreter or compiled (``triton.jit``
+    decides when a kernel is defined), and forgotten after."""
+    import importlib
+
+    from hw5repro.eval_kernels import triton_available
+
+    require_system(triton_available(), "Triton is not installed (Linux builds of PyTorch have it)")
+    if interpret:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    else:
+        monkeypatch.delenv("TRITON_INTERPRET", raising=False)
 
     def forget():
-        for module in kernels:
-            sys.modules.pop(f"hw5repro.{module}", None)
-        for module in wrappers:
-            module._kernels.cache_clear()
+        for kernels, wrapper in TRITON_KERNELS.items():
+            sys.modules.pop(f"hw5repro.{kernels}", None)
+            importlib.import_module(f"hw5repro.{wrapper}")._kernels.cache_clear()
 
     forget()
     yield
     forget()
+
+
+@pytest.fixture
+def interpreted(monkeypatch):
+    """The project's Triton kernels defined under TRITON_INTERPRET=1, so that they run on CPU
+    tensors."""
+    yield from _fresh_kernels(monkeypatch, interpret=True)
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    """The project's Triton kernels defined for compiling (no interpreter)."""
+    yield from _fresh_kernels(monkeypatch, interpret=False)
 
 
 def require_system(available: bool, reason: str) -> None:
