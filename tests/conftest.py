@@ -72,6 +72,28 @@ def compiled(monkeypatch):
     yield from _fresh_kernels(monkeypatch, interpret=False)
 
 
+def count_calls(monkeypatch, module, *names: str) -> dict[str, int]:
+    """Wrap ``module.<name>`` for each name so that its calls are counted: the counts, by name."""
+    calls = dict.fromkeys(names, 0)
+    for name in names:
+        function = getattr(module, name)
+
+        def counted(*args, name=name, function=function):
+            calls[name] += 1
+            return function(*args)
+
+        monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def assert_same_metrics(expected: list[dict], got: list[dict], rel: float, abs: float) -> None:
+    """Two trainings' per-epoch metrics agree within ``rel``/``abs``, timing columns aside."""
+    assert len(expected) == len(got)
+    for a, b in zip(expected, got, strict=True):
+        for key in set(a) - {"epoch_seconds", "eval_seconds"}:
+            assert a[key] == pytest.approx(b[key], rel=rel, abs=abs), key
+
+
 def require_system(available: bool, reason: str) -> None:
     """Skip a test that needs a system component on a laptop, but fail it in CI, where every
     component is installed by .ci/run and nothing may skip."""

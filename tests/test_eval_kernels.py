@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import assert_same_metrics, count_calls
 from hw5repro import eval_kernels
 from hw5repro.model import AlexNet
 
@@ -71,15 +72,7 @@ def test_the_networks_features_with_fused_epilogues_are_pytorchs(
     torch.manual_seed(0)
     model = AlexNet(width=0.25).to(dtype).to(memory_format=fmt).eval()
     x = torch.rand(5, 1, 28, 28).to(dtype).contiguous(memory_format=fmt)
-    calls = {"bias_relu": 0, "pool_bias_relu": 0}
-    for name in calls:
-        kernel = getattr(eval_kernels, name)
-
-        def counted(*args, name=name, kernel=kernel):
-            calls[name] += 1
-            return kernel(*args)
-
-        monkeypatch.setattr(eval_kernels, name, counted)
+    calls = count_calls(monkeypatch, eval_kernels, "bias_relu", "pool_bias_relu")
     with torch.inference_mode():
         fused = eval_kernels.forward_fused_epilogues(model.features, x)
         expected = _pytorch_cuda_passes(model.features, x)
@@ -94,25 +87,22 @@ def test_training_evaluates_with_the_kernels_and_measures_the_same(interpreted, 
     evaluation runs the kernels (here in the interpreter, so on the CPU; where the setting
     resolves to true needs CUDA, so it is forced); the metrics are those of PyTorch's passes
     (oneDNN adds the bias inside its convolutions: fp32 losses within rounding)."""
-    from test_training import TIMING, small_settings, toy_data
+    from test_training import small_settings, toy_data
 
     import hw5repro.runset as runset
     from hw5repro.training import train
 
-    calls = []
-    kernel = eval_kernels.pool_bias_relu
-    monkeypatch.setattr(eval_kernels, "pool_bias_relu", lambda *a: calls.append(1) or kernel(*a))
+    calls = count_calls(monkeypatch, eval_kernels, "pool_bias_relu")
     settings = small_settings(epochs=2, channels_last=True)  # the layout the kernels take
     data = toy_data(n=16, n_test=8)  # the interpreter runs each block of a kernel in Python
     plain, _, info = train(data, settings, seed=0, progress=False)
-    assert info["triton_eval"] is False and not calls
+    assert info["triton_eval"] is False and calls == {"pool_bias_relu": 0}
     monkeypatch.setattr(runset, "resolve_triton_eval", lambda spec, device: True)
     fused, _, info = train(data, settings, seed=0, progress=False)
     assert info["triton_eval"] is True
-    assert len(calls) == 2 * 2 * 2  # two pooled convolutions, train + test set, two epochs
-    for a, b in zip(plain, fused, strict=True):
-        for key in set(a) - TIMING:
-            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+    # two pooled convolutions, train + test set, two epochs
+    assert calls == {"pool_bias_relu": 2 * 2 * 2}
+    assert_same_metrics(plain, fused, rel=1e-5, abs=1e-6)
 
 
 def test_triton_eval_setting_on_the_cpu():

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import assert_same_metrics, count_calls
 from hw5repro import train_epilogues
 from hw5repro.model import (
     AlexNet,
@@ -115,19 +116,11 @@ def test_training_runs_the_epilogues_and_learns_what_pytorchs_passes_learn(
     """conv_bias: triton reaches the network: training and evaluation run the kernels (here in
     the interpreter), the run's record says so, and the metrics are those of PyTorch's passes
     within fp32 rounding (oneDNN adds the biases inside its convolutions on the CPU)."""
-    from test_training import TIMING, small_settings, toy_data
+    from test_training import small_settings, toy_data
 
     from hw5repro.training import train
 
-    calls = {"relu_grad": 0, "pool_grad": 0}
-    for name in calls:
-        kernel = getattr(train_epilogues, name)
-
-        def counted(*args, name=name, kernel=kernel):
-            calls[name] += 1
-            return kernel(*args)
-
-        monkeypatch.setattr(train_epilogues, name, counted)
+    calls = count_calls(monkeypatch, train_epilogues, "relu_grad", "pool_grad")
     data = toy_data(n=8, n_test=8)  # the interpreter runs each block of a kernel in Python
     settings = small_settings(epochs=1, batch_size=8, channels_last=True)
     plain, _, info = train(data, settings, seed=0, progress=False)
@@ -136,9 +129,7 @@ def test_training_runs_the_epilogues_and_learns_what_pytorchs_passes_learn(
     assert info["conv_bias"] == "triton"
     # one step, with six ReLU gradients (two of them pooled)
     assert calls == {"relu_grad": 6, "pool_grad": 2}
-    for a, b in zip(plain, ours, strict=True):
-        for key in set(a) - TIMING:
-            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+    assert_same_metrics(plain, ours, rel=1e-4, abs=1e-5)
 
 
 def test_conv_bias_triton_outside_the_interpreter_is_the_plain_network(monkeypatch):
