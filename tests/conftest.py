@@ -94,6 +94,23 @@ def assert_same_metrics(expected: list[dict], got: list[dict], rel: float, abs: 
             assert a[key] == pytest.approx(b[key], rel=rel, abs=abs), key
 
 
+def train_twice(n_train: int, **change):
+    """A one-epoch toy training (batches of 8, channels_last: the layout the Triton kernels take;
+    8 test images) with the default settings and with ``change``: ((metrics, info), (metrics,
+    info))."""
+    from dataclasses import replace
+
+    from test_training import small_settings, toy_data
+
+    from hw5repro.training import train
+
+    data = toy_data(n=n_train, n_test=8)  # the interpreter runs each block of a kernel in Python
+    settings = small_settings(epochs=1, batch_size=8, channels_last=True)
+    plain, _, plain_info = train(data, settings, seed=0, progress=False)
+    changed, _, info = train(data, replace(settings, **change), seed=0, progress=False)
+    return (plain, plain_info), (changed, info)
+
+
 def require_system(available: bool, reason: str) -> None:
     """Skip a test that needs a system component on a laptop, but fail it in CI, where every
     component is installed by .ci/run and nothing may skip."""

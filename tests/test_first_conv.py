@@ -4,14 +4,12 @@ the gradients are the convolution's; the module is nn.Conv2d wherever the kernel
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import assert_same_metrics, count_calls
+from conftest import assert_same_metrics, count_calls, train_twice
 from hw5repro import first_conv
 from hw5repro.device import DeviceError
 from hw5repro.first_conv import FirstConv2d, check_first_conv, first_conv_used, taps_in_order
@@ -135,17 +133,9 @@ def test_training_runs_the_kernels_and_learns_what_cudnn_would(interpreted, monk
     """training.first_conv: triton reaches the network (hw5repro.runset.model_settings): training
     and evaluation run the kernels (here in the interpreter), the run's record says so, and the
     metrics are those of PyTorch's convolution within fp32 rounding."""
-    from test_training import small_settings, toy_data
-
-    from hw5repro.training import train
-
     calls = count_calls(monkeypatch, first_conv, "conv_forward", "conv_backward")
-    data = toy_data(n=16, n_test=8)  # the interpreter runs each block of a kernel in Python
-    settings = small_settings(epochs=1, batch_size=8, channels_last=True)
-    plain, _, info = train(data, settings, seed=0, progress=False)
-    assert info["first_conv"] == "torch" and calls == {"conv_forward": 0, "conv_backward": 0}
-    ours, _, info = train(data, replace(settings, first_conv="triton"), seed=0, progress=False)
-    assert info["first_conv"] == "triton"
-    # two training steps; evaluation of the training and the test set (one batch each)
+    (plain, plain_info), (ours, info) = train_twice(16, first_conv="triton")
+    assert (plain_info["first_conv"], info["first_conv"]) == ("torch", "triton")
+    # the second training's two steps; evaluation of the training and the test set (a batch each)
     assert calls == {"conv_forward": 2 + 2, "conv_backward": 2}
     assert_same_metrics(plain, ours, rel=1e-4, abs=1e-5)

@@ -4,13 +4,11 @@ bias gradients within rounding: another order of the sum)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import assert_same_metrics, count_calls
+from conftest import assert_same_metrics, count_calls, train_twice
 from hw5repro import train_epilogues
 from hw5repro.model import (
     AlexNet,
@@ -116,18 +114,10 @@ def test_training_runs_the_epilogues_and_learns_what_pytorchs_passes_learn(
     """conv_bias: triton reaches the network: training and evaluation run the kernels (here in
     the interpreter), the run's record says so, and the metrics are those of PyTorch's passes
     within fp32 rounding (oneDNN adds the biases inside its convolutions on the CPU)."""
-    from test_training import small_settings, toy_data
-
-    from hw5repro.training import train
-
     calls = count_calls(monkeypatch, train_epilogues, "relu_grad", "pool_grad")
-    data = toy_data(n=8, n_test=8)  # the interpreter runs each block of a kernel in Python
-    settings = small_settings(epochs=1, batch_size=8, channels_last=True)
-    plain, _, info = train(data, settings, seed=0, progress=False)
-    assert info["conv_bias"] == "add" and calls == {"relu_grad": 0, "pool_grad": 0}
-    ours, _, info = train(data, replace(settings, conv_bias="triton"), seed=0, progress=False)
-    assert info["conv_bias"] == "triton"
-    # one step, with six ReLU gradients (two of them pooled)
+    (plain, plain_info), (ours, info) = train_twice(8, conv_bias="triton")
+    assert (plain_info["conv_bias"], info["conv_bias"]) == ("add", "triton")
+    # the second training's one step, with six ReLU gradients (two of them pooled)
     assert calls == {"relu_grad": 6, "pool_grad": 2}
     assert_same_metrics(plain, ours, rel=1e-4, abs=1e-5)
 
