@@ -4,6 +4,8 @@ the gradients are the convolution's; the module is nn.Conv2d wherever the kernel
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,8 +13,8 @@ from torch import nn
 
 from conftest import assert_same_metrics, count_calls, train_twice
 from hw5repro import first_conv
-from hw5repro.device import DeviceError
-from hw5repro.first_conv import FirstConv2d, check_first_conv, first_conv_used, taps_in_order
+from hw5repro.device import DeviceError, check_triton_settings
+from hw5repro.first_conv import FirstConv2d, first_conv_used, taps_in_order
 from hw5repro.model import AlexNet
 
 DTYPES = [torch.float32, torch.bfloat16]
@@ -120,13 +122,20 @@ def test_the_setting_builds_and_reports_the_first_convolution(monkeypatch):
     assert first_conv_used(triton_net, CPU) == "torch" == first_conv_used(torch_net, CUDA)
     with pytest.raises(ValueError, match="unknown first_conv 'cudnn'"):
         AlexNet(first_conv="cudnn")
-    # triton on CUDA needs Triton; on a CPU the setting runs oneDNN's convolution
-    check_first_conv("triton", CPU)
-    check_first_conv("torch", CUDA)
-    monkeypatch.setattr(first_conv, "triton_available", lambda: False)
-    check_first_conv("triton", CPU)
+    # triton (here, or as conv_bias) on CUDA needs Triton; on a CPU it runs PyTorch's passes
+    from hw5repro import eval_kernels
+
+    def settings(first_conv="torch", conv_bias="add"):
+        return SimpleNamespace(first_conv=first_conv, conv_bias=conv_bias)
+
+    check_triton_settings(settings("triton", "triton"), CPU)
+    monkeypatch.setattr(eval_kernels, "triton_available", lambda: False)
+    check_triton_settings(settings("triton", "triton"), CPU)
+    check_triton_settings(settings(), CUDA)
     with pytest.raises(DeviceError, match="training.first_conv is triton but Triton is not"):
-        check_first_conv("triton", CUDA)
+        check_triton_settings(settings(first_conv="triton"), CUDA)
+    with pytest.raises(DeviceError, match="training.conv_bias is triton but Triton is not"):
+        check_triton_settings(settings(conv_bias="triton"), CUDA)
 
 
 def test_training_runs_the_kernels_and_learns_what_cudnn_would(interpreted, monkeypatch):

@@ -77,6 +77,20 @@ def resolve_triton_eval(spec, device: torch.device) -> bool:
     return True
 
 
+def check_triton_settings(settings, device: torch.device) -> None:
+    """Result settings that run Triton kernels on CUDA (``training.first_conv: triton``,
+    ``training.conv_bias: triton``) need Triton there; on a CPU they run PyTorch's passes."""
+    from .eval_kernels import triton_available
+
+    chosen = {"training.first_conv": settings.first_conv, "training.conv_bias": settings.conv_bias}
+    for key, value in chosen.items():
+        if value == "triton" and device.type == "cuda" and not triton_available():
+            raise DeviceError(
+                f"{key} is triton but Triton is not installed (it comes with PyTorch's Linux "
+                "CUDA builds: pip install triton); choose another value"
+            )
+
+
 def _cuda_only(key: str, spec, device: torch.device, why: str) -> bool:
     if spec and device.type != "cuda":
         raise DeviceError(

@@ -27,7 +27,7 @@ import functools
 import torch
 from torch import nn
 
-from .eval_kernels import DTYPES, kernels_run_on, triton_available
+from .eval_kernels import DTYPES, kernels_run_on
 
 #: ``training.first_conv``: PyTorch's convolution, or these kernels on CUDA.
 FIRST_CONV = ("torch", "triton")
@@ -163,14 +163,3 @@ def first_conv_used(model: nn.Module, device: torch.device) -> str:
     Triton's interpreter), else ``torch``: the CPU; a fused network's grouped convolution."""
     ours = any(isinstance(m, FirstConv2d) for m in model.modules())
     return "triton" if ours and kernels_run_on(device) else "torch"
-
-
-def check_first_conv(spec: str, device: torch.device) -> None:
-    """``triton`` on CUDA needs Triton (on a CPU the setting runs PyTorch's convolution)."""
-    from .device import DeviceError
-
-    if spec == "triton" and device.type == "cuda" and not triton_available():
-        raise DeviceError(
-            "training.first_conv is triton but Triton is not installed (it comes with PyTorch's "
-            "Linux CUDA builds: pip install triton); use torch"
-        )

@@ -27,6 +27,7 @@ from . import checkpoint as checkpoints
 from .corruption import to_float
 from .cpu_warning import warn_if_slow_on_cpu
 from .device import (
+    check_triton_settings,
     resolve_channels_last,
     resolve_cuda_graphs,
     resolve_device,
@@ -34,7 +35,7 @@ from .device import (
     resolve_precision,
 )
 from .evaluation import EpochEvaluator, EpochResult
-from .first_conv import check_first_conv, first_conv_used
+from .first_conv import first_conv_used
 from .model import AlexNet, conv_bias_used
 from .runset import make_runs, model_settings
 from .settings import is_operational
@@ -187,7 +188,7 @@ def train_runs(
     precision = resolve_precision(settings.precision, device)
     channels_last = resolve_channels_last(settings.channels_last, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    check_first_conv(settings.first_conv, device)
+    check_triton_settings(settings, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
