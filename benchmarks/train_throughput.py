@@ -419,27 +419,35 @@ def main(argv=None) -> dict:
     # evaluated epoch, against the default (add).
     size = max(args.eval_batch_sizes)
 
-    def bias_form(form: str) -> dict:
-        inline = bench.evaluated_epochs(overlap=False, conv_bias=form)
-        epoch, model = bench.fast_epoch(graphed=graphed_s is not None, conv_bias=form)
+    def network_variant(name: str, default: str, **setting) -> dict:
+        """The network with ``setting`` (a value of conv_bias or first_conv) against the default
+        one (``default``, its value's name): ``<name>_images_per_s``, ``<name>_vs_<default>``,
+        ``..._eval`` and ``..._evaluated_epoch``."""
+        inline = bench.evaluated_epochs(overlap=False, **setting)
+        epoch, model = bench.fast_epoch(graphed=graphed_s is not None, **setting)
         ips = args.images / time_loop(epoch, device, args.epochs)
-        form_eval_s = time_loop(
+        variant_eval_s = time_loop(
             lambda: evaluate(model, eval_x, eval_y, size, bench.autocast), device, args.epochs
         )
-        evaluated[f"inline_{form}_bias"] = inline
+        evaluated[f"inline_{name}"] = inline
         return {
-            f"{form}_bias_images_per_s": ips,
-            f"{form}_bias_vs_add": ips * fast_s / args.images,
-            f"{form}_bias_eval_images_per_s": args.eval_images / form_eval_s,
-            f"{form}_bias_vs_add_eval": eval_s[size] / form_eval_s,
-            f"{form}_bias_vs_add_evaluated_epoch": evaluated["inline"] / inline,
+            f"{name}_images_per_s": ips,
+            f"{name}_vs_{default}": ips * fast_s / args.images,
+            f"{name}_eval_images_per_s": args.eval_images / variant_eval_s,
+            f"{name}_vs_{default}_eval": eval_s[size] / variant_eval_s,
+            f"{name}_vs_{default}_evaluated_epoch": evaluated["inline"] / inline,
         }
 
     bias_forms = {}
     for form in ("gemm", "after_pool"):
-        bias_forms |= bias_form(form)
+        bias_forms |= network_variant(f"{form}_bias", "add", conv_bias=form)
     keys = ["_vs_add", "_vs_add_eval", "_vs_add_evaluated_epoch"]
-    bias_forms |= triton_candidate("triton_bias", device, lambda: bias_form("triton"), keys)
+    bias_forms |= triton_candidate(
+        "triton_bias",
+        device,
+        lambda: network_variant("triton_bias", "add", conv_bias="triton"),
+        keys,
+    )
 
     # Evaluation's epilogues as Triton kernels (training.triton_eval; CUDA only): evaluation at
     # the largest batch and the evaluated epoch, against PyTorch's passes.
@@ -466,25 +474,10 @@ def main(argv=None) -> dict:
 
     # The first convolution as Triton kernels (training.first_conv: triton; CUDA only): the fast
     # loop, evaluation at the largest batch and the evaluated epoch, against cuDNN's.
-    def triton_first_conv():
-        inline = bench.evaluated_epochs(overlap=False, first_conv="triton")
-        epoch, model = bench.fast_epoch(graphed=True, first_conv="triton")
-        ips = args.images / time_loop(epoch, device, args.epochs)
-        seconds = time_loop(
-            lambda: evaluate(model, eval_x, eval_y, size, bench.autocast), device, args.epochs
-        )
-        evaluated["inline_triton_first_conv"] = inline
-        return {
-            "triton_first_conv_images_per_s": ips,
-            "triton_first_conv_vs_torch": ips * fast_s / args.images,
-            "triton_first_conv_vs_torch_eval": eval_s[size] / seconds,
-            "triton_first_conv_vs_torch_evaluated_epoch": evaluated["inline"] / inline,
-        }
-
     first_conv = triton_candidate(
         "triton_first_conv",
         device,
-        triton_first_conv,
+        lambda: network_variant("triton_first_conv", "torch", first_conv="triton"),
         ["_vs_torch", "_vs_torch_eval", "_vs_torch_evaluated_epoch"],
     )
 
