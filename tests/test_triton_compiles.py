@@ -15,10 +15,9 @@ from conftest import TRITON_KERNELS
 #: Kernel -> its compile-time constants beyond the block sizes and the dtype flag.
 KERNELS = {
     "eval_triton.bias_relu": {},
-    "eval_triton.pool_bias_relu": {},
+    "eval_triton.pool_bias_relu": {"KEEP_ARG": True},
     "first_conv_triton.forward": {"KH": 4, "KW": 4, "HAS_BIAS": True},
     "first_conv_triton.backward": {"KH": 4, "KW": 4, "T": 32},
-    "train_epilogues_triton.pool_bias_relu_argmax": {},
     "train_epilogues_triton.relu_grad": {},
     "train_epilogues_triton.pool_grad": {},
 }

@@ -10,9 +10,11 @@ They compute what PyTorch computes, bit for bit: the sum is taken in fp32 and ro
 output dtype (round to nearest even, written out so that Triton's CPU interpreter rounds like the
 GPU), as PyTorch's add does; the bias is added after the pool, which gives the same values because
 rounding is monotone (``max(round(x + b)) == round(max(x) + b)``); ReLU and rounding commute; NaN
-propagates through the max and the ReLU as in PyTorch. Evaluation only: no indices are kept, so
-there is no backward. The kernels are in :mod:`hw5repro.eval_triton`; the CPU tests run them in
-Triton's interpreter (``TRITON_INTERPRET=1``).
+propagates through the max and the ReLU as in PyTorch. Evaluation keeps no indices and has no
+backward; training's autograd functions (:mod:`hw5repro.train_epilogues`) run the same forward
+kernels, the pooled one keeping each max's place as int8. The kernels are in
+:mod:`hw5repro.eval_triton`; the CPU tests run them in Triton's interpreter
+(``TRITON_INTERPRET=1``).
 """
 
 from __future__ import annotations
@@ -70,20 +72,32 @@ def bias_relu(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def pool_bias_relu(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``relu(max_pool2d(out + bias, 3, 2))`` of a channels_last ``out``, in one pass."""
+def _pool(out: torch.Tensor, bias: torch.Tensor, keep_arg: bool):
     triton, _, kernel = _kernels()
     n, c, h, w = out.shape
     oh, ow = (h - 3) // 2 + 1, (w - 3) // 2 + 1
     y = torch.empty(
         (n, c, oh, ow), dtype=out.dtype, device=out.device, memory_format=torch.channels_last
     )
+    arg = torch.empty_like(y, dtype=torch.int8) if keep_arg else None
     grid = (triton.cdiv(n * oh * ow, BLOCK_PIXELS), triton.cdiv(c, BLOCK_CHANNELS))
     bf16 = out.dtype == torch.bfloat16
     kernel[grid](
-        out, bias.to(out.dtype), y, n * oh * ow, c, h, w, oh, ow, bf16, BLOCK_PIXELS, BLOCK_CHANNELS
-    )
-    return y
+        out, bias.to(out.dtype), y, y if arg is None else arg, n * oh * ow, c, h, w, oh, ow,
+        keep_arg, bf16, BLOCK_PIXELS, BLOCK_CHANNELS,
+    )  # fmt: skip
+    return y, arg
+
+
+def pool_bias_relu(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``relu(max_pool2d(out + bias, 3, 2))`` of a channels_last ``out``, in one pass."""
+    return _pool(out, bias, keep_arg=False)[0]
+
+
+def pool_bias_relu_argmax(out: torch.Tensor, bias: torch.Tensor):
+    """:func:`pool_bias_relu`, and each max's place in its 3x3 window (int8, 0-8, as PyTorch's
+    max-pool picks it: the first largest value), which its gradient needs."""
+    return _pool(out, bias, keep_arg=True)
 
 
 def _is_pool(layer: nn.Module) -> bool:

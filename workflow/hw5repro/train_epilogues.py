@@ -7,8 +7,9 @@ indices. Here each convolution's epilogue is one autograd function of two or thr
 
 - ``relu(out + bias)``: forward the evaluation's kernel (:func:`hw5repro.eval_kernels.bias_relu`);
   backward one kernel for the ReLU's gradient and partial sums of the bias gradient;
-- ``relu(maxpool3x3/2(out) + bias)``: forward one kernel that also keeps each max's place in its
-  window as int8; backward the ReLU kernel, then one that gathers the pool's gradient.
+- ``relu(maxpool3x3/2(out) + bias)``: forward the evaluation's kernel, keeping each max's place
+  in its window as int8 (:func:`hw5repro.eval_kernels.pool_bias_relu_argmax`); backward the
+  ReLU kernel, then one that gathers the pool's gradient.
 
 The values are those of ``conv_bias: after_pool`` (the bias after the pool; rounding is monotone),
 bit for bit: the forward; the ReLU's gradient; the max-pool's gradient, gathered in PyTorch's
@@ -40,36 +41,17 @@ def _kernels():
 
     from . import train_epilogues_triton as k
 
-    return triton, k.pool_bias_relu_argmax, k.relu_grad, k.pool_grad
+    return triton, k.relu_grad, k.pool_grad
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def pool_bias_relu_argmax(out: torch.Tensor, bias: torch.Tensor):
-    """``relu(max_pool2d(out, 3, 2) + bias)`` of a channels_last ``out``, and each max's place in
-    its 3x3 window (int8, 0-8)."""
-    triton, kernel, _, _ = _kernels()
-    n, c, h, w = out.shape
-    oh, ow = (h - 3) // 2 + 1, (w - 3) // 2 + 1
-    y = torch.empty(
-        (n, c, oh, ow), dtype=out.dtype, device=out.device, memory_format=torch.channels_last
-    )
-    arg = torch.empty_like(y, dtype=torch.int8)
-    grid = (triton.cdiv(n * oh * ow, BLOCK_PIXELS), triton.cdiv(c, BLOCK_CHANNELS))
-    bf16 = out.dtype == torch.bfloat16
-    kernel[grid](
-        out, bias.to(out.dtype), y, arg, n * oh * ow, c, h, w, oh, ow,
-        bf16, BLOCK_PIXELS, BLOCK_CHANNELS,
-    )  # fmt: skip
-    return y, arg
-
-
 def relu_grad(grad: torch.Tensor, y: torch.Tensor):
     """The gradient through a ReLU whose output is ``y`` (0 where y <= 0), and its sum over the
     pixels per channel in fp32 (the gradient of a bias added before the ReLU)."""
-    triton, _, kernel, _ = _kernels()
+    triton, kernel, _ = _kernels()
     n, c, h, w = y.shape
     grad = _channels_last(grad.to(y.dtype))
     gx = torch.empty_like(y, memory_format=torch.channels_last)
@@ -82,8 +64,8 @@ def relu_grad(grad: torch.Tensor, y: torch.Tensor):
 
 def pool_grad(grad: torch.Tensor, arg: torch.Tensor, size: torch.Size) -> torch.Tensor:
     """The 3x3/2 max-pool's input gradient (``size``, channels_last) from its output's gradient
-    and :func:`pool_bias_relu_argmax`'s places of the maxima."""
-    triton, _, _, kernel = _kernels()
+    and :func:`~hw5repro.eval_kernels.pool_bias_relu_argmax`'s places of the maxima."""
+    triton, _, kernel = _kernels()
     n, c, h, w = size
     gx = torch.empty(size, dtype=grad.dtype, device=grad.device, memory_format=torch.channels_last)
     grid = (triton.cdiv(n * h * w, BLOCK_PIXELS), triton.cdiv(c, BLOCK_CHANNELS))
@@ -112,7 +94,7 @@ class _BiasReLU(torch.autograd.Function):
 class _PoolBiasReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, out, bias):
-        y, arg = pool_bias_relu_argmax(out, bias)
+        y, arg = eval_kernels.pool_bias_relu_argmax(out, bias)
         ctx.save_for_backward(y, arg)
         ctx.size = out.shape
         return y

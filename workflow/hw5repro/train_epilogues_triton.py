@@ -19,35 +19,6 @@ def add(a, b):
 
 
 @triton.jit
-def pool_bias_relu_argmax(
-    x_ptr, b_ptr, y_ptr, arg_ptr, P, C, H, W, OH, OW,
-    BF16: tl.constexpr, BP: tl.constexpr, BC: tl.constexpr,
-):  # fmt: skip
-    """y = relu(max over the 3x3 window at stride 2 of x, + b), as the evaluation's kernel, and
-    the max's place in its window (0-8, row by row) as int8: the first largest value, or the
-    last NaN, as PyTorch's max-pool picks it."""
-    p = (tl.program_id(0) * BP + tl.arange(0, BP)).to(tl.int64)
-    c = tl.program_id(1) * BC + tl.arange(0, BC)
-    mask = (p < P)[:, None] & (c < C)[None, :]
-    n, r = p // (OH * OW), p % (OH * OW)
-    corner = (n * H + (r // OW) * 2) * W + (r % OW) * 2
-    m = tl.full((BP, BC), float("-inf"), tl.float32)
-    arg = tl.full((BP, BC), 0, tl.int32)
-    for dh in tl.static_range(3):
-        for dw in tl.static_range(3):
-            at = (corner + dh * W + dw)[:, None] * C + c[None, :]
-            x = tl.load(x_ptr + at, mask=mask, other=float("-inf")).to(tl.float32)
-            take = (x > m) | (x != x)
-            m = tl.where(take, x, m)
-            arg = tl.where(take, dh * 3 + dw, arg)
-    b = tl.load(b_ptr + c, mask=c < C).to(tl.float32)
-    y = tl.maximum(m + b[None, :], 0.0, propagate_nan=tl.PropagateNan.ALL)
-    out = p[:, None] * C + c[None, :]
-    tl.store(y_ptr + out, rounded(y, BF16), mask=mask)
-    tl.store(arg_ptr + out, arg.to(tl.int8), mask=mask)
-
-
-@triton.jit
 def relu_grad(
     g_ptr, y_ptr, gx_ptr, part_ptr, P, C, BP: tl.constexpr, BC: tl.constexpr,
 ):  # fmt: skip
