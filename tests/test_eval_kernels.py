@@ -105,10 +105,14 @@ def test_training_evaluates_with_the_kernels_and_measures_the_same(interpreted, 
     assert_same_metrics(plain, fused, rel=1e-5, abs=1e-6)
 
 
-def test_triton_eval_setting_on_the_cpu():
+def test_triton_eval_setting_on_the_cpu(monkeypatch):
     from hw5repro.device import DeviceError, resolve_triton_eval
 
     cpu = torch.device("cpu")
     assert resolve_triton_eval("auto", cpu) is False and resolve_triton_eval(False, cpu) is False
     with pytest.raises(DeviceError, match="training.triton_eval is true but training runs on cpu"):
         resolve_triton_eval(True, cpu)
+    # on CUDA it needs Triton
+    monkeypatch.setattr(eval_kernels, "triton_available", lambda: False)
+    with pytest.raises(DeviceError, match="training.triton_eval is true but Triton is not"):
+        resolve_triton_eval(True, torch.device("cuda"))

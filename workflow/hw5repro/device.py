@@ -67,28 +67,27 @@ def resolve_triton_eval(spec, device: torch.device) -> bool:
     if spec == "auto" or not spec:
         return False
     _cuda_only("training.triton_eval", spec, device, "the kernels are Triton's, for GPUs")
-    from .eval_kernels import triton_available
-
-    if not triton_available():
-        raise DeviceError(
-            "training.triton_eval is true but Triton is not installed (it comes with PyTorch's "
-            "Linux CUDA builds: pip install triton); use 'auto' or false"
-        )
+    _require_triton("training.triton_eval is true", "use 'auto' or false")
     return True
 
 
 def check_triton_settings(settings, device: torch.device) -> None:
     """Result settings that run Triton kernels on CUDA (``training.first_conv: triton``,
     ``training.conv_bias: triton``) need Triton there; on a CPU they run PyTorch's passes."""
-    from .eval_kernels import triton_available
-
     chosen = {"training.first_conv": settings.first_conv, "training.conv_bias": settings.conv_bias}
     for key, value in chosen.items():
-        if value == "triton" and device.type == "cuda" and not triton_available():
-            raise DeviceError(
-                f"{key} is triton but Triton is not installed (it comes with PyTorch's Linux "
-                "CUDA builds: pip install triton); choose another value"
-            )
+        if value == "triton" and device.type == "cuda":
+            _require_triton(f"{key} is triton", "choose another value")
+
+
+def _require_triton(what: str, instead: str) -> None:
+    from .eval_kernels import triton_available
+
+    if not triton_available():
+        raise DeviceError(
+            f"{what} but Triton is not installed (it comes with PyTorch's Linux CUDA builds: "
+            f"pip install triton); {instead}"
+        )
 
 
 def _cuda_only(key: str, spec, device: torch.device, why: str) -> bool:
