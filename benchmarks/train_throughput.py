@@ -171,7 +171,6 @@ class Bench:
             device=str(device),
             precision=self.precision,
             eval_batch_size=max(a.eval_batch_sizes),
-            triton_eval=False,
             **training,
         )
         runs = make_runs([data], settings, [0], device, self.fmt, self.autocast)
