@@ -377,3 +377,28 @@ def test_triton_training_epilogues_are_pytorchs_cuda_passes(dtype):
     ref.backward(grad)
     assert torch.equal(mine.grad, theirs.grad)
     torch.testing.assert_close(b1.grad, b2.grad, rtol=1e-2, atol=1e-2 * b2.grad.abs().max().item())
+
+
+def test_the_workflows_config_trains_with_the_triton_kernels():
+    """config/config.yaml's conv_bias and first_conv (auto) on CUDA with Triton are the Triton
+    kernels (hw5repro.device.resolve_triton_settings), in a graphed bf16 run."""
+    from pathlib import Path
+
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    settings = Settings.from_config(config)
+    assert (settings.conv_bias, settings.first_conv) == ("auto", "auto")
+    metrics, _, info = train(
+        _data(),
+        replace(settings, epochs=3, width=0.25, eval_batch_size=256),
+        seed=3,
+        progress=False,
+    )
+    assert (info["conv_bias"], info["first_conv"], info["cuda_graphs"]) == (
+        "triton",
+        "triton",
+        True,
+    )
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert all(0 < m["train_loss"] < 2.5 and 0 <= m["test_acc"] <= 1 for m in metrics), metrics

@@ -4,8 +4,6 @@ the gradients are the convolution's; the module is nn.Conv2d wherever the kernel
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,9 +11,10 @@ from torch import nn
 
 from conftest import assert_same_metrics, count_calls, train_twice
 from hw5repro import first_conv
-from hw5repro.device import DeviceError, check_triton_settings
+from hw5repro.device import DeviceError, resolve_triton_settings
 from hw5repro.first_conv import FirstConv2d, first_conv_used, taps_in_order
 from hw5repro.model import AlexNet
+from hw5repro.training import Settings
 
 DTYPES = [torch.float32, torch.bfloat16]
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -122,20 +121,27 @@ def test_the_setting_builds_and_reports_the_first_convolution(monkeypatch):
     assert first_conv_used(triton_net, CPU) == "torch" == first_conv_used(torch_net, CUDA)
     with pytest.raises(ValueError, match="unknown first_conv 'cudnn'"):
         AlexNet(first_conv="cudnn")
-    # triton (here, or as conv_bias) on CUDA needs Triton; on a CPU it runs PyTorch's passes
+    # auto -> triton on CUDA where Triton is installed, else PyTorch's forms; triton (here, or
+    # as conv_bias) chosen on CUDA needs Triton; on a CPU it runs PyTorch's passes
     from hw5repro import eval_kernels
 
-    def settings(first_conv="torch", conv_bias="add"):
-        return SimpleNamespace(first_conv=first_conv, conv_bias=conv_bias)
+    def resolved(device, first_conv="auto", conv_bias="auto"):
+        chosen = Settings(1, 64, 0.01, first_conv=first_conv, conv_bias=conv_bias)
+        settings = resolve_triton_settings(chosen, device)
+        return settings.first_conv, settings.conv_bias
 
-    check_triton_settings(settings("triton", "triton"), CPU)
+    assert Settings(1, 64, 0.01).first_conv == "torch"  # the dataclass's own: PyTorch's forms
+    monkeypatch.setattr(eval_kernels, "triton_available", lambda: True)
+    assert resolved(CUDA) == ("triton", "triton") and resolved(CPU) == ("torch", "add")
+    assert resolved(CPU, "triton", "triton") == ("triton", "triton")
+    assert resolved(CUDA, "torch", "gemm") == ("torch", "gemm")
     monkeypatch.setattr(eval_kernels, "triton_available", lambda: False)
-    check_triton_settings(settings("triton", "triton"), CPU)
-    check_triton_settings(settings(), CUDA)
+    assert resolved(CUDA) == ("torch", "add")
+    assert resolved(CPU, "triton", "triton") == ("triton", "triton")
     with pytest.raises(DeviceError, match="training.first_conv is triton but Triton is not"):
-        check_triton_settings(settings(first_conv="triton"), CUDA)
+        resolved(CUDA, first_conv="triton")
     with pytest.raises(DeviceError, match="training.conv_bias is triton but Triton is not"):
-        check_triton_settings(settings(conv_bias="triton"), CUDA)
+        resolved(CUDA, conv_bias="triton")
 
 
 def test_training_runs_the_kernels_and_learns_what_cudnn_would(interpreted, monkeypatch):

@@ -27,12 +27,12 @@ from . import checkpoint as checkpoints
 from .corruption import to_float
 from .cpu_warning import warn_if_slow_on_cpu
 from .device import (
-    check_triton_settings,
     resolve_channels_last,
     resolve_cuda_graphs,
     resolve_device,
     resolve_eval_overlap,
     resolve_precision,
+    resolve_triton_settings,
 )
 from .evaluation import EpochEvaluator, EpochResult
 from .first_conv import first_conv_used
@@ -188,7 +188,7 @@ def train_runs(
     precision = resolve_precision(settings.precision, device)
     channels_last = resolve_channels_last(settings.channels_last, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    check_triton_settings(settings, device)
+    settings = resolve_triton_settings(settings, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
