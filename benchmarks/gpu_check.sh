@@ -37,8 +37,10 @@ for wheel in sorted(pathlib.Path(".whl").glob("*.whl")):
     except md.PackageNotFoundError:
         print(wheel)
 PY
+# (compiled to bytecode here, as pip does for a user: else the timed workflow's first Snakemake
+# import compiles its modules, seconds that no installed Snakemake spends)
 if [ -s /tmp/missing-wheels.txt ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+  python3 -m pip install -q --no-index --no-deps --no-cache-dir --target /tmp/site \
     $(cat /tmp/missing-wheels.txt) || { echo "FAILED: wheel install"; exit 1; }
 fi
 export PYTHONPATH="/tmp/site:$REPO/workflow${PYTHONPATH:+:$PYTHONPATH}" PATH="/tmp/site/bin:$PATH"

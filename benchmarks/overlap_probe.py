@@ -14,7 +14,9 @@ workflow's own parts) under several schedules:
 
 and two graphed training runs one after the other and side by side on two streams. For each it
 records the seconds per epoch, the host's seconds per epoch queueing the training, waiting for
-evaluations and in the rest of ``submit``, and a kernel trace (``torch.profiler``): per stream the
+evaluations and in the rest of ``submit`` (and of that rest: copying the weights into the
+evaluation networks, queueing the evaluation, and the copy of its result to the host), and a
+kernel trace (``torch.profiler``): per stream the
 time its kernels ran, the GPU's idle time, and the time kernels of two streams ran at the same
 moment. Concurrency without a shorter epoch means the GPU's SMs were already full; none at all
 means the schedule or the hardware serialised the streams (the host times say which: a host that
@@ -37,6 +39,7 @@ from records import record_header
 from train_throughput import Bench, _sync, time_loop
 from train_throughput import parse_args as throughput_args
 
+import hw5repro.evaluation
 from hw5repro.evaluation import EpochEvaluator
 
 
@@ -133,10 +136,19 @@ def variant(base, train_priority: int | None = -1, eval_priority: int = 0):
 
         def submit(self, *args, **kwargs):
             submitted, self.waited = time.perf_counter(), 0.0
-            done = super().submit(*args, **kwargs)
+            self.parts = dict.fromkeys(SUBMIT_PARTS, 0.0)
+            with timing(hw5repro.evaluation, self.parts, snapshot="snapshot"):
+                with timing(hw5repro.evaluation, self.parts, evaluate_runs="queue_evaluation"):
+                    done = super().submit(*args, **kwargs)
             rest = time.perf_counter() - submitted - self.waited
-            self.host.append((submitted - self.began, self.waited, rest))
+            self.host.append((submitted - self.began, self.waited, rest, *self.parts.values()))
             return done
+
+        def _to_host(self, values):
+            begun = time.perf_counter()
+            host = super()._to_host(values)
+            self.parts["copy_to_host"] += time.perf_counter() - begun
+            return host
 
         def drain(self):
             begun = time.perf_counter()
@@ -147,10 +159,39 @@ def variant(base, train_priority: int | None = -1, eval_priority: int = 0):
     return Variant
 
 
+#: The parts of ``rest_of_submit`` that the probe times (the host's seconds in each).
+SUBMIT_PARTS = ("snapshot", "queue_evaluation", "copy_to_host")
+
+
+@contextlib.contextmanager
+def timing(module, seconds: dict, **names: str):
+    """Within the block, ``module.<function>`` adds its host seconds to ``seconds[name]`` for each
+    ``function=name``."""
+    saved = {function: getattr(module, function) for function in names}
+
+    def timed(function, name):
+        def run(*args, **kwargs):
+            begun = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[name] += time.perf_counter() - begun
+
+        return run
+
+    for function, name in names.items():
+        setattr(module, function, timed(saved[function], name))
+    try:
+        yield
+    finally:
+        for function, original in saved.items():
+            setattr(module, function, original)
+
+
 def host_seconds(evaluator) -> dict:
     """Median host seconds per timed epoch (the warm-up epoch left out)."""
     rows = evaluator.host[1:] or evaluator.host
-    names = ("queue_training", "wait_for_evaluation", "rest_of_submit")
+    names = ("queue_training", "wait_for_evaluation", "rest_of_submit", *SUBMIT_PARTS)
     return {name: statistics.median(r[i] for r in rows) for i, name in enumerate(names)}
 
 

@@ -343,6 +343,12 @@ def test_overlap_probe_times_every_schedule_on_the_cpu(tmp_path):
         assert schedule["epoch_seconds"] > 0
         host = schedule["host_seconds_per_epoch"]
         assert host["queue_training"] > 0 and host["rest_of_submit"] > 0
+        # where in submit the host's time goes: the weights' copy and the evaluation (run here,
+        # on the CPU, while it is queued), each a part of the rest (medians of per-epoch parts)
+        parts = [host[name] for name in overlap_probe.SUBMIT_PARTS]
+        assert host["snapshot"] > 0 and host["queue_evaluation"] > 0 and host["copy_to_host"] >= 0
+        assert all(part <= host["rest_of_submit"] for part in parts)
+        assert host["queue_evaluation"] > host["snapshot"]  # 384 forward passes vs a weight copy
     assert record["two_runs_epoch_seconds"]["side_by_side"] > 0
 
 
