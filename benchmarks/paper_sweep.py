@@ -48,8 +48,8 @@ def main(argv=None) -> dict:
     )
     parser.add_argument(
         "--conv-bias",
-        choices=CONV_BIAS,
-        help=f"override training.conv_bias: {', '.join(CONV_BIAS)}",
+        choices=["auto", *CONV_BIAS],
+        help=f"override training.conv_bias: auto, {', '.join(CONV_BIAS)}",
     )
     args = parser.parse_args(argv)
 
