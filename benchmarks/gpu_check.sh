@@ -51,11 +51,15 @@ fi
 python3 -c "import torch, snakemake; print('torch', torch.__version__, 'snakemake', snakemake.__version__)"
 test -f .mnist/train-images-idx3-ubyte.gz || { echo "FAILED: .mnist missing (carry it)"; exit 1; }
 printf 'data:\n  local_dir: %s\n' "$REPO/.mnist" >/tmp/local-mnist.yaml
-# The fastest settings for the workflow and the sweep (/tmp/fastest.yaml): CONV_BIAS=<form>,
-# FIRST_CONV=torch|triton and TRITON_EVAL=true|false set them for a call without the throughput
-# stage, which sets them otherwise
-printf 'training:\n  conv_bias: %s\n  first_conv: %s\n  triton_eval: %s\n' "${CONV_BIAS:-add}" \
-  "${FIRST_CONV:-torch}" "${TRITON_EVAL:-false}" >/tmp/fastest.yaml
+# The workflow and the sweep run the configuration's defaults (conv_bias and first_conv: auto,
+# the Triton forms on CUDA), as the README's command does; CONV_BIAS=<form>,
+# FIRST_CONV=torch|triton and TRITON_EVAL=true|false override them (the overlay /tmp/chosen.yaml)
+{
+  echo "training:"
+  echo "  conv_bias: ${CONV_BIAS:-auto}"
+  echo "  first_conv: ${FIRST_CONV:-auto}"
+  echo "  triton_eval: ${TRITON_EVAL:-auto}"
+} >/tmp/chosen.yaml
 
 # The workflow stages start from an empty results/ and .snakemake/: a checkout's own (a user who
 # runs the check where they work) are moved aside first, never deleted.
@@ -111,28 +115,24 @@ for s in $STAGES; do
     tests) stage tests 120 "python3 -m pytest -q -p no:cacheprovider benchmarks/test_cuda.py" ;;
     throughput) stage throughput 180 "python3 benchmarks/train_throughput.py --device cuda --fused 6 \
       --separate --width 1 --images 6000 --epochs 3 --eval-batch-sizes 1000,5000 --out '$OUT'"
-      # The workflow and the sweep then add the convolutions' biases and evaluate the way this
-      # stage measured fastest per evaluated epoch, each if more than 2 % faster than the default
-      # (fastest_conv_bias, fastest_first_conv, fastest_triton_eval; their records say which).
+      # What this stage measured fastest per evaluated epoch, each if more than 2 % faster than
+      # PyTorch's form; the configuration's auto should agree (else CONV_BIAS=... and the like).
       python3 -c "import json, sys; r = json.load(open(sys.argv[1])); \
-        print(f\"training:\n  conv_bias: {r['fastest_conv_bias']}\n\" \
-              f\"  first_conv: {r['fastest_first_conv']}\n\" \
-              f\"  triton_eval: {str(r['fastest_triton_eval']).lower()}\")" \
-        "$OUT/train_throughput_cuda_w1_fused_separate.json" >/tmp/fastest.new \
-        && mv /tmp/fastest.new /tmp/fastest.yaml
-      echo "== for the workflow and the sweep:" $(tail -n +2 /tmp/fastest.yaml) ;;
+        print('== fastest here: conv_bias', r['fastest_conv_bias'], 'first_conv', \
+              r['fastest_first_conv'], 'triton_eval', r['fastest_triton_eval'])" \
+        "$OUT/train_throughput_cuda_w1_fused_separate.json" ;;
     overlap) stage overlap 120 "python3 benchmarks/overlap_probe.py --device cuda --out '$OUT'" ;;
     probe) stage probe 120 "python3 benchmarks/conv_efficiency.py --out '$OUT'" ;;
     smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
       stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;
-    workflow) stage workflow 300 "workflow workflow /tmp/fastest.yaml" ;;
+    workflow) stage workflow 300 "workflow workflow /tmp/chosen.yaml" ;;
     # Zhang's whole study (config/zhang.yaml: 27 paper-scale runs, nine fused per job), in the
     # time left (alone, STAGES=zhang, it has most of a call): Snakemake is interrupted 30 s before
     # the stage's limit, and the partial record and the logged curves are written (the figure
     # regenerates from zhang_epochs.csv: plot_gpu_records.py --figures zhang_figure1).
     zhang) stage zhang 560 "workflow zhang config/zhang.yaml \$((STAGE_LIMIT - 30)) 27 150" ;;
     sweep) stage sweep 240 "python3 benchmarks/paper_sweep.py --mnist .mnist --out /tmp/sweep \
-      --config /tmp/fastest.yaml \
+      --config /tmp/chosen.yaml \
       2>&1 | awk '{ if (match(\$0, / epoch [0-9]+\\/150 /)) { split(substr(\$0, RSTART + 7), e, \"/\"); \
         if (e[1] % 25) next } print; fflush() }' \
       && cp /tmp/sweep/sweep.json '$OUT/paper_sweep.json' \

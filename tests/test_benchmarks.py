@@ -181,8 +181,8 @@ def test_paper_scale_flops_per_image():
 
 
 def test_paper_sweep_runs_every_ratio(tmp_path, mnist_dir):
-    # an overlay, as gpu_check.sh passes its fastest settings; the options override it
-    overlay = tmp_path / "fastest.yaml"
+    # an overlay, as gpu_check.sh passes settings chosen by hand; the options override it
+    overlay = tmp_path / "chosen.yaml"
     overlay.write_text("training:\n  conv_bias: gemm\n  first_conv: triton\n  triton_eval: false\n")
     record = paper_sweep.main(
         [
