@@ -285,6 +285,8 @@ def _job_config(**training):
             "precision": "fp32",
             "eval_batch_size": 64,
             "checkpoint_every": 1,
+            "conv_bias": "auto",  # as config/config.yaml: on the CPU, add and torch
+            "first_conv": "auto",
             **training,
         },
     }
@@ -310,6 +312,7 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
         return json.loads(outputs.info.read_text())
 
     first = job(_job_config())
+    # the network as built (auto resolved for the CPU); the settings as configured
     assert first["model"] == {
         "width": 0.125,
         "dropout": 0.5,
@@ -317,6 +320,7 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
         "conv_bias": "add",
         "first_conv": "torch",
     }
+    assert (first["settings"]["conv_bias"], first["settings"]["first_conv"]) == ("auto", "auto")
     same_result = job(_job_config(checkpoint_every=5, eval_batch_size=7))
     assert same_result["fingerprint"] == first["fingerprint"]
     assert job(_job_config(lr=0.01))["fingerprint"] != first["fingerprint"]

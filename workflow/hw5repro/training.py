@@ -367,10 +367,12 @@ def train_job(
         descs=names,
     )
     device = torch.device(info["device"])
+    # the network as train_runs built it (``auto`` resolved for the device): what rebuilds it
+    built = model_settings(resolve_triton_settings(settings, device))
     common = info | {
         "job": job or names[0],  # runs_fused (from train_runs) says how many runs it trained
         "job_runs": names,
-        "model": model_settings(settings),
+        "model": built,
         "settings": result_settings(settings),
         "device_name": device_name(device),
         "torch": torch.__version__,
@@ -388,7 +390,7 @@ def train_job(
         pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(out["metrics"], index=False)
         checkpoints.save_atomic(
             {
-                "model_settings": model_settings(settings),
+                "model_settings": built,
                 "state_dict": checkpoints.to_cpu(model.state_dict()),
             },
             Path(out["model"]),
