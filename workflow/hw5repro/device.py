@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 
@@ -86,8 +88,6 @@ def resolve_triton_settings(settings, device: torch.device):
     ``triton`` on CUDA where Triton is installed, else PyTorch's form (``add``, ``torch``; on a CPU
     every form computes the same). ``triton`` chosen on CUDA needs Triton (a :class:`DeviceError`
     names the key); on a CPU it runs PyTorch's passes."""
-    from dataclasses import replace
-
     from .eval_kernels import triton_available
 
     on_cuda = device.type == "cuda"

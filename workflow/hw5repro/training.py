@@ -244,6 +244,8 @@ def train_runs(
         record(evaluator.drain())
     info = {
         "device": str(device),
+        # what rebuilds each run's network (``auto`` resolved for the device): AlexNet(**model)
+        "model": model_settings(settings),
         "precision": precision,
         "channels_last": channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
@@ -367,12 +369,9 @@ def train_job(
         descs=names,
     )
     device = torch.device(info["device"])
-    # the network as train_runs built it (``auto`` resolved for the device): what rebuilds it
-    built = model_settings(resolve_triton_settings(settings, device))
     common = info | {
         "job": job or names[0],  # runs_fused (from train_runs) says how many runs it trained
         "job_runs": names,
-        "model": built,
         "settings": result_settings(settings),
         "device_name": device_name(device),
         "torch": torch.__version__,
@@ -390,7 +389,7 @@ def train_job(
         pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(out["metrics"], index=False)
         checkpoints.save_atomic(
             {
-                "model_settings": built,
+                "model_settings": info["model"],
                 "state_dict": checkpoints.to_cpu(model.state_dict()),
             },
             Path(out["model"]),
