@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 from records import record_header
@@ -137,9 +138,9 @@ def variant(base, train_priority: int | None = -1, eval_priority: int = 0):
         def submit(self, *args, **kwargs):
             submitted, self.waited = time.perf_counter(), 0.0
             self.parts = dict.fromkeys(SUBMIT_PARTS, 0.0)
-            with timing(hw5repro.evaluation, self.parts, snapshot="snapshot"):
-                with timing(hw5repro.evaluation, self.parts, evaluate_runs="queue_evaluation"):
-                    done = super().submit(*args, **kwargs)
+            parts = {"snapshot": "snapshot", "evaluate_runs": "queue_evaluation"}
+            with timing(hw5repro.evaluation, self.parts, **parts):
+                done = super().submit(*args, **kwargs)
             rest = time.perf_counter() - submitted - self.waited
             self.host.append((submitted - self.began, self.waited, rest, *self.parts.values()))
             return done
@@ -167,7 +168,6 @@ SUBMIT_PARTS = ("snapshot", "queue_evaluation", "copy_to_host")
 def timing(module, seconds: dict, **names: str):
     """Within the block, ``module.<function>`` adds its host seconds to ``seconds[name]`` for each
     ``function=name``."""
-    saved = {function: getattr(module, function) for function in names}
 
     def timed(function, name):
         def run(*args, **kwargs):
@@ -179,13 +179,11 @@ def timing(module, seconds: dict, **names: str):
 
         return run
 
-    for function, name in names.items():
-        setattr(module, function, timed(saved[function], name))
-    try:
+    with contextlib.ExitStack() as patches:
+        for function, name in names.items():
+            timed_function = timed(getattr(module, function), name)
+            patches.enter_context(mock.patch.object(module, function, timed_function))
         yield
-    finally:
-        for function, original in saved.items():
-            setattr(module, function, original)
 
 
 def host_seconds(evaluator) -> dict:
