@@ -315,7 +315,7 @@ FASTER_BY = 1.02
 
 def fastest_conv_bias(record: dict, margin: float = FASTER_BY) -> str:
     """The training.conv_bias that trained and evaluated an epoch fastest, if it beat ``add`` by
-    more than ``margin`` (else ``add``): what benchmarks/gpu_check.sh gives the workflow."""
+    more than ``margin`` (else ``add``), which benchmarks/gpu_check.sh prints."""
     gains = {form: record.get(f"{form}_bias_vs_add_evaluated_epoch") or 0 for form in CONV_BIAS[1:]}
     best = max(gains, key=gains.get)
     return best if gains[best] > margin else "add"
