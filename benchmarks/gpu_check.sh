@@ -126,6 +126,10 @@ for s in $STAGES; do
     smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
       stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;
     workflow) stage workflow 300 "workflow workflow /tmp/chosen.yaml" ;;
+    # the same with the six runs fused in one job (training.runs_per_job: 6): one process, one
+    # start-up, the GPU filled by one fused step instead of six jobs' time slices
+    workflow_fused) printf 'training:\n  runs_per_job: 6\n' >/tmp/fused6.yaml
+      stage workflow_fused 300 "workflow workflow_fused '/tmp/chosen.yaml /tmp/fused6.yaml'" ;;
     # Zhang's whole study (config/zhang.yaml: 27 paper-scale runs, nine fused per job), in the
     # time left (alone, STAGES=zhang, it has most of a call): Snakemake is interrupted 30 s before
     # the stage's limit, and the partial record and the logged curves are written (the figure
@@ -163,14 +167,17 @@ if tp:
     for what in ("", "_eval", "_evaluated_epoch"):
         if tp.get(f"triton_first_conv_vs_torch{what}"):
             rows.append((f"first convolution in Triton vs cuDNN: {what.lstrip('_') or 'training'}", tp[f"triton_first_conv_vs_torch{what}"], None))
+    if tp.get("fused_triton_bias_vs_triton_bias"):
+        rows.append(("6 runs fused with the Triton epilogues vs one job with them", tp["fused_triton_bias_vs_triton_bias"], None))
     for form in ("gemm", "after_pool", "triton"):
         for what in ("", "_eval", "_evaluated_epoch"):
             key = f"{form}_bias_vs_add{what}"
             if tp.get(key):
                 rows.append((f"conv_bias {form} vs add: {what.lstrip('_') or 'training'}", tp[key], None))
-wf = load("workflow.json")
-if wf:
-    rows.append(("paper-scale workflow <= 150 s", wf["workflow_wall_seconds"], wf["workflow_wall_seconds"] <= 150))
+for name, what in (("workflow", ""), ("workflow_fused", ", six runs fused in one job")):
+    wf = load(f"{name}.json")
+    if wf:
+        rows.append((f"paper-scale workflow{what} <= 150 s", wf["workflow_wall_seconds"], wf["workflow_wall_seconds"] <= 150))
 zh = load("zhang.json")
 if zh:
     wall = zh["workflow_wall_seconds"] if zh["finished"] else zh["projected_wall_seconds"] or float("inf")

@@ -214,9 +214,11 @@ def test_graphed_run_resumes_with_the_same_metrics(tmp_path):
         assert a["test_acc"] == b["test_acc"]
 
 
-def test_fused_graphed_runs_equal_runs_trained_alone():
+@pytest.mark.parametrize("conv_bias", ["add", "triton"])
+def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias):
     """Three runs fused in one network, CUDA graphs on, fp32, dropout 0: each run's metrics
-    equal the run trained alone on the GPU."""
+    equal the run trained alone on the GPU; with conv_bias triton the grouped convolutions'
+    epilogues are the Triton kernels (hw5repro.fused), in the fused step as alone."""
     from hw5repro.training import train_runs
 
     _fp32_exact()
@@ -224,8 +226,10 @@ def test_fused_graphed_runs_equal_runs_trained_alone():
     for i, data in enumerate(datas):  # own labels per run
         data.train_y = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(i))
     settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
+    settings = replace(settings, conv_bias=conv_bias, channels_last=True)
     fused, _, info = train_runs(datas, settings, [0, 1, 2], progress=False)
     assert info["cuda_graphs"] is True and info["runs_fused"] == 3
+    assert info["conv_bias"] == conv_bias
     for i, data in enumerate(datas):
         alone, _, _ = train(data, settings, i, progress=False)
         for a, b in zip(fused[i], alone, strict=True):

@@ -20,7 +20,9 @@ primary number, ``separate_images_per_s``, is the work of all K jobs over the wa
 common start to the end of the last job (K * images * epochs / wall); the sum of the jobs' own
 images/s (``separate_summed_images_per_s``) is at least as large and equal to it only when the
 jobs overlap perfectly. ``fused_vs_separate`` is ``fused_images_per_s`` (the workflow's fused
-loop: graphed on CUDA, eager on the CPU) over the primary number.
+loop: graphed on CUDA, eager on the CPU) over the primary number. On CUDA with Triton the K fused
+runs are also timed with the Triton epilogues (``fused_triton_bias_images_per_s``), against one
+job with them (``fused_triton_bias_vs_triton_bias``).
 """
 
 from __future__ import annotations
@@ -122,15 +124,16 @@ class Bench:
         gen = torch.Generator(device=device).manual_seed(seed)
         return (lambda: run_epoch(step, a.images, a.batch_size, gen)), model
 
-    def fused_epoch(self, graphed: bool, fmt=None):
+    def fused_epoch(self, graphed: bool, fmt=None, **network):
         """K = ``--fused`` runs (own weights, own batch of ``batch_size``; run i seeded i, as the
-        separate job i) fused in one network; one epoch of all K runs (a callable)."""
+        separate job i; ``network``: AlexNet's conv_bias) fused in one network; one epoch of all
+        K runs (a callable)."""
         a, device, k = self.args, self.device, self.args.fused
         fmt = fmt or self.fmt
         models = []
         for i in range(k):
             torch.manual_seed(i)
-            models.append(AlexNet(width=a.width))
+            models.append(AlexNet(width=a.width, **network))
         model = FusedAlexNet(models).to(device, memory_format=fmt)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         xk = self.x.squeeze(1).expand(k, *self.x.shape[:1], 28, 28).to(device)
@@ -365,11 +368,11 @@ def main(argv=None) -> dict:
         graphed_s = time_loop(bench.fast_epoch(graphed=True)[0], device, args.epochs)
     fast_s = min(eager_s, graphed_s or eager_s)
 
-    def fused_ips(graphed: bool, fmt=fmt) -> float:
+    def fused_ips(graphed: bool, fmt=fmt, **network) -> float:
         return (
             args.fused
             * args.images
-            / time_loop(bench.fused_epoch(graphed, fmt), device, args.epochs)
+            / time_loop(bench.fused_epoch(graphed, fmt, **network), device, args.epochs)
         )
 
     fused = {}
@@ -447,6 +450,22 @@ def main(argv=None) -> dict:
         lambda: network_variant("triton_bias", "add", conv_bias="triton"),
         keys,
     )
+
+    # The --fused K runs with the Triton epilogues (conv_bias: triton; CUDA only), the workflow's
+    # fused loop, against one job with them (six jobs side by side share the GPU by time slices:
+    # together they train at one job's rate, c87efcd-triton-kernels).
+    def fused_triton():
+        ips = fused_ips(graphed=graphed_s is not None, conv_bias="triton")
+        one_job = bias_forms["triton_bias_images_per_s"]
+        return {
+            "fused_triton_bias_images_per_s": ips,
+            "fused_triton_bias_vs_triton_bias": ips / one_job if one_job else None,
+        }
+
+    if args.fused > 1:
+        bias_forms |= triton_candidate(
+            "fused_triton_bias", device, fused_triton, ["_images_per_s", "_vs_triton_bias"]
+        )
 
     # Evaluation's epilogues as Triton kernels (training.triton_eval; CUDA only): evaluation at
     # the largest batch and the evaluated epoch, against PyTorch's passes.

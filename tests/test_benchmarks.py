@@ -157,10 +157,11 @@ def test_every_triton_candidate_of_the_throughput_record_runs(monkeypatch, tmp_p
     monkeypatch.setattr(train_throughput, "time_loop", once)
     args = ["--device", "cpu", "--width", "0.125", "--images", "64", "--epochs", "1"]
     args += ["--eval-batch-sizes", "64", "--eval-images", "96", "--out", str(tmp_path)]
-    record = train_throughput.main(args)
+    record = train_throughput.main(args + ["--fused", "2"])
     assert not [key for key in record if key.endswith("_error")]
     timed = {
         "triton_bias": ["_vs_add", "_vs_add_eval", "_vs_add_evaluated_epoch"],
+        "fused_triton_bias": ["_images_per_s", "_vs_triton_bias"],
         "triton_first_conv": ["_vs_torch", "_vs_torch_eval", "_vs_torch_evaluated_epoch"],
         "triton_eval": ["_vs_torch_eval", "_vs_torch_evaluated_epoch"],
     }

@@ -132,3 +132,34 @@ def test_conv_bias_triton_outside_the_interpreter_is_the_plain_network(monkeypat
     assert torch.equal(ours(x), plain(x))
     assert conv_bias_used(ours, torch.device("cpu")) == "add"
     assert conv_bias_used(ours, torch.device("cuda")) == "triton"
+
+
+def test_fused_runs_train_through_the_epilogues_as_through_pytorchs_passes(
+    interpreted, monkeypatch
+):
+    """conv_bias: triton reaches a fused network (runs_per_job > 1): its grouped convolutions'
+    bias, ReLU and max-pool run as the kernels (per channel, so each run's block alone), the
+    job's record says so, and every run's metrics are those of the fused network with PyTorch's
+    passes within fp32 rounding."""
+    from dataclasses import replace
+
+    from test_fused import _close, _run_datas
+    from test_training import small_settings
+
+    from hw5repro.training import train_runs
+
+    calls = count_calls(monkeypatch, train_epilogues, "relu_grad", "pool_grad")
+    datas = [replace(d, test_x=d.test_x[:8], test_y=d.test_y[:8]) for d in _run_datas(k=2, n=8)]
+    settings = small_settings(epochs=1, batch_size=8, channels_last=True, dropout=0.0)
+    plain, _, plain_info = train_runs(datas, settings, [0, 1], progress=False)
+    assert calls == {"relu_grad": 0, "pool_grad": 0}
+    ours, models, info = train_runs(
+        datas, replace(settings, conv_bias="triton"), [0, 1], progress=False
+    )
+    assert (plain_info["conv_bias"], info["conv_bias"]) == ("add", "triton")
+    assert info["runs_fused"] == 2 and info["model"]["conv_bias"] == "triton"
+    # one fused step: six ReLU gradients (two of them pooled), each over both runs' channels
+    assert calls == {"relu_grad": 6, "pool_grad": 2}
+    for a, b in zip(plain, ours, strict=True):
+        _close(a, b)  # (rel 1e-4, abs 1e-5; run 0 replaced no label: its accuracy on them is NaN)
+    assert all(m.features.triton_epilogues for m in models)  # each run's own network, as built

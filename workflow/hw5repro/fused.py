@@ -5,6 +5,10 @@ K groups (run k's input is channel k of the fused input), the two linear layers 
 products over a leading run dimension. Nothing is shared between runs, so one SGD optimiser over
 the fused parameters is exactly K independent SGD optimisers (every update is elementwise), and
 the fused loss, the sum of the runs' mean losses, gives each run the gradient it gets alone.
+
+A convolution's bias, ReLU and max-pool act on each channel alone, so the Triton epilogues of
+``conv_bias: triton`` (:mod:`hw5repro.train_epilogues`) take the grouped convolutions' outputs as
+they are: a fused network built from AlexNets with those epilogues runs them too.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import AlexNet
+from .model import AlexNet, Features
 
 
 def _linears(model: AlexNet) -> tuple[nn.Linear, nn.Linear]:
@@ -27,7 +31,10 @@ class FusedAlexNet(nn.Module):
     """K copies of :class:`~hw5repro.model.AlexNet` (same shape, own weights) in one module.
 
     ``forward`` takes ``(B, K, 28, 28)`` (run k's images in channel k) and returns logits
-    ``(K, B, classes)``; :meth:`unfused` gives run k's weights as an AlexNet state dict.
+    ``(K, B, classes)``; :meth:`unfused` gives run k's weights as an AlexNet state dict. Its
+    convolutions are cuDNN's grouped ones (``first_conv: triton`` does not apply); their
+    epilogues are Triton kernels where the AlexNets' are (``conv_bias: triton``), else PyTorch's
+    passes (``gemm`` and ``after_pool`` do not apply).
     """
 
     def __init__(self, models: Sequence[AlexNet]):
@@ -47,7 +54,8 @@ class FusedAlexNet(nn.Module):
             else:
                 layer = type(layer)(**_init_args(layer))
             layers.append(layer)
-        self.features = nn.Sequential(*layers)
+        triton = models[0].features.triton_epilogues
+        self.features = Features(*layers, triton_epilogues=triton)
         dropout = next(m for m in models[0].classifier if isinstance(m, nn.Dropout))
         self.dropout = nn.Dropout(dropout.p)
         # (K, in, out) weights and (K, 1, out) biases for baddbmm.

@@ -101,7 +101,7 @@ def conv_bias_used(model: nn.Module, device: torch.device) -> str:
     :class:`Features` runs the Triton epilogues (CUDA; Triton's interpreter); ``gemm`` where they
     are :class:`GemmBiasConv2d` on CUDA, ``after_pool`` where in addition its :class:`Features`
     adds the biases of pooled convolutions after the pool, else ``add`` (the CPU; a fused
-    network's grouped convolutions)."""
+    network's grouped convolutions without the Triton epilogues)."""
     from .eval_kernels import kernels_run_on
 
     features = next((m for m in model.modules() if isinstance(m, Features)), None)
