@@ -63,3 +63,29 @@ def test_bad_local_dir_fails_before_any_job(data_run, mnist_dir, tmp_path, probl
     assert "Building DAG of jobs" not in output and "rule fetch_mnist" not in output
     # resources/mnist is untouched.
     assert _checksums(data_run) == before == mnist.SHA256
+
+
+def test_the_critical_path_goes_first(tmp_path):
+    """With fewer cores than ready jobs, the data rules and training (the longest chain: every
+    table, figure and the report wait for it) start before problems 1-5, which are ready from
+    the start (rule priorities). On one core: the whole chain, then the problem."""
+    config = write_config(
+        tmp_path / "config.yaml",
+        data={"train_size": 64, "test_size": 64},
+        experiment={"label_ratios": [0.5], "input_corruptions": [], "seeds": [0]},
+        training={"epochs": 1},
+    )
+    targets = ["results/runs/labels_r0.5_s0/metrics.csv", "results/problems/backprop/results.json"]
+    proc = snakemake(tmp_path, config, "--cores", "1", *targets)
+    started = [
+        line.split()[-1].rstrip(":")
+        for line in (proc.stdout + proc.stderr).splitlines()
+        if line.startswith(("rule ", "localrule "))
+    ]
+    assert started == [
+        "fetch_mnist",
+        "mnist_subset",
+        "corrupt_dataset",
+        "train",
+        "problem_backprop",
+    ], started

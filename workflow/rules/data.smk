@@ -1,6 +1,8 @@
 # The data's identity is its SHA-256 checksums (verified by hw5repro.mnist.fetch), not the folder
 # it came from: data.local_dir is read from the config by the script, not a param, so moving the
 # same files elsewhere reruns nothing. A missing or incomplete local_dir fails at validation.
+# The data rules and training (train.smk) are the workflow's critical path: with fewer cores than
+# ready jobs they go first (priority), and problems 1-5 fill the cores they leave.
 rule fetch_mnist:
     input:
         code=code("fetch_mnist.py"),
@@ -10,6 +12,7 @@ rule fetch_mnist:
         "results/logs/fetch_mnist.log",
     benchmark:
         "results/benchmarks/fetch_mnist.tsv"
+    priority: 1
     conda:
         ENV
     resources:
@@ -29,6 +32,7 @@ rule mnist_subset:
         "results/logs/mnist_subset.log",
     benchmark:
         "results/benchmarks/mnist_subset.tsv"
+    priority: 1
     conda:
         ENV
     resources:
@@ -52,6 +56,7 @@ rule corrupt_dataset:
         "results/logs/corrupt_dataset/{run_id}.log",
     benchmark:
         "results/benchmarks/corrupt_dataset/{run_id}.tsv"
+    priority: 1
     conda:
         ENV
     resources:

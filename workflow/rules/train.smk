@@ -12,6 +12,8 @@ rule train:
         "results/logs/train/{job}.log",
     benchmark:
         "results/benchmarks/train/{job}.tsv"
+    # the critical path (data.smk)
+    priority: 1
     conda:
         ENV
     threads: config["resources"]["train"]["threads"]
