@@ -13,6 +13,8 @@
 # Here, once:   bash benchmarks/prepare_device.sh        (MNIST -> .mnist, wheels -> .whl)
 # Device tool:  run  command "bash benchmarks/gpu_check.sh"  carry [".mnist", ".whl"]  timeout_s 600
 #               (STAGES="tests throughput smoke" for a 2-minute check of the set-up;
+#                STAGES="tests throughput workflow_fused": the workflow with the six runs fused
+#                in one job, then STAGES="workflow overlap" on the same warm machine;
 #                STAGES=zhang, a call of its own: Zhang's whole study, config/zhang.yaml;
 #                STAGES="tests throughput probe sweep zhang": issue 10's sweep and issue 12's
 #                fused numbers in one call, the study in the time left, with a partial record)

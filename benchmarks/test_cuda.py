@@ -215,13 +215,22 @@ def test_graphed_run_resumes_with_the_same_metrics(tmp_path):
 
 
 @pytest.mark.parametrize("conv_bias", ["add", "triton"])
-def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias):
+def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias, monkeypatch):
     """Three runs fused in one network, CUDA graphs on, fp32, dropout 0: each run's metrics
     equal the run trained alone on the GPU; with conv_bias triton the grouped convolutions'
     epilogues are the Triton kernels (hw5repro.fused), in the fused step as alone."""
+    from hw5repro import train_epilogues
     from hw5repro.training import train_runs
 
     _fp32_exact()
+    shapes = []  # the channels of each ReLU gradient the kernels computed (at graph capture)
+    relu_grad = train_epilogues.relu_grad
+
+    def counted(grad, y):
+        shapes.append(y.shape[1])
+        return relu_grad(grad, y)
+
+    monkeypatch.setattr(train_epilogues, "relu_grad", counted)
     datas = [_data(200) for _ in range(3)]
     for i, data in enumerate(datas):  # own labels per run
         data.train_y = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(i))
@@ -230,6 +239,9 @@ def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias):
     fused, _, info = train_runs(datas, settings, [0, 1, 2], progress=False)
     assert info["cuda_graphs"] is True and info["runs_fused"] == 3
     assert info["conv_bias"] == conv_bias
+    # the fused step's kernels took all three runs' channels (a grouped convolution's output
+    # that the kernels did not take would have fallen back to PyTorch's passes)
+    assert (conv_bias == "triton") == (3 * 24 in shapes), shapes
     for i, data in enumerate(datas):
         alone, _, _ = train(data, settings, i, progress=False)
         for a, b in zip(fused[i], alone, strict=True):
