@@ -14,7 +14,8 @@
 # Device tool:  run  command "bash benchmarks/gpu_check.sh"  carry [".mnist", ".whl"]  timeout_s 600
 #               (STAGES="tests throughput smoke" for a 2-minute check of the set-up;
 #                STAGES="tests throughput workflow_fused": the workflow with the six runs fused
-#                in one job, then STAGES="workflow overlap" on the same warm machine;
+#                in one job, then STAGES="workflow workflow_mps" on the same warm machine: the
+#                six jobs by time slices, and at once under NVIDIA's Multi-Process Service;
 #                STAGES=zhang, a call of its own: Zhang's whole study, config/zhang.yaml;
 #                STAGES="tests throughput probe sweep zhang": issue 10's sweep and issue 12's
 #                fused numbers in one call, the study in the time left, with a partial record)
@@ -101,14 +102,28 @@ workflow() {  # workflow NAME [OVERLAY.yaml [LIMIT RUNS EPOCHS]]: the README's o
     [ -n "$limit" ] && python3 benchmarks/workflow_record.py --wall "$wall" --partial \
       --runs "$runs" --epochs "$epochs" --preset "config/config.yaml $overlay" \
       --logged-epochs "$OUT/${name}_epochs_logged.csv" \
-      --command "snakemake --cores 8" --out "$OUT/$name.json" | head -20
+      --command "${WORKFLOW_COMMAND:-snakemake --cores 8}" --out "$OUT/$name.json" | head -20
     return 1
   fi
   python3 benchmarks/workflow_record.py --wall "$wall" --preset "config/config.yaml $overlay" \
-    --command "snakemake --cores 8" --out "$OUT/$name.json" || return 1
+    --command "${WORKFLOW_COMMAND:-snakemake --cores 8}" --out "$OUT/$name.json" || return 1
   cp results/tables/epochs.csv "$OUT/${name}_epochs.csv"
 }
-export -f workflow
+with_mps() {  # with_mps COMMAND...: COMMAND with NVIDIA's Multi-Process Service running, so that
+  # the six training processes' kernels share the GPU at once instead of taking turns (time
+  # slices). A user-level daemon with its own pipe and log folders under /tmp: it changes no
+  # setting of the GPU (the compute mode stays as it is) and is stopped afterwards.
+  command -v nvidia-cuda-mps-control >/dev/null || { echo "FAILED: MPS: no nvidia-cuda-mps-control"; return 1; }
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  nvidia-cuda-mps-control -d || { echo "FAILED: MPS: the daemon did not start"; return 1; }
+  WORKFLOW_COMMAND="nvidia-cuda-mps-control -d; snakemake --cores 8" "$@"
+  local rc=$?
+  echo quit | nvidia-cuda-mps-control
+  cp "$CUDA_MPS_LOG_DIRECTORY/control.log" /tmp/mps-control.log 2>/dev/null
+  return $rc
+}
+export -f workflow with_mps
 export OUT REPO
 
 for s in $STAGES; do
@@ -128,6 +143,8 @@ for s in $STAGES; do
     smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
       stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;
     workflow) stage workflow 300 "workflow workflow /tmp/chosen.yaml" ;;
+    # the same with the six jobs' kernels running at once (MPS) instead of by time slices
+    workflow_mps) stage workflow_mps 300 "with_mps workflow workflow_mps /tmp/chosen.yaml" ;;
     # the same with the six runs fused in one job (training.runs_per_job: 6): one process, one
     # start-up, the GPU filled by one fused step instead of six jobs' time slices
     workflow_fused) printf 'training:\n  runs_per_job: 6\n' >/tmp/fused6.yaml
@@ -146,6 +163,11 @@ for s in $STAGES; do
     *) echo "unknown stage $s"; STATUS[$s]="unknown" ;;
   esac
 done
+
+# (an MPS daemon left by a stage its time limit stopped is stopped here)
+if [ -e /tmp/mps-pipe/control ]; then
+  echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe nvidia-cuda-mps-control 2>/dev/null
+fi
 
 echo "== targets (issues 10 and 12)"
 python3 - "$OUT" <<'PY' || true
@@ -176,7 +198,7 @@ if tp:
             key = f"{form}_bias_vs_add{what}"
             if tp.get(key):
                 rows.append((f"conv_bias {form} vs add: {what.lstrip('_') or 'training'}", tp[key], None))
-for name, what in (("workflow", ""), ("workflow_fused", ", six runs fused in one job")):
+for name, what in (("workflow", ""), ("workflow_fused", ", six runs fused in one job"), ("workflow_mps", ", six jobs under MPS")):
     wf = load(f"{name}.json")
     if wf:
         rows.append((f"paper-scale workflow{what} <= 150 s", wf["workflow_wall_seconds"], wf["workflow_wall_seconds"] <= 150))

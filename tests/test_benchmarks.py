@@ -491,14 +491,21 @@ def test_gpu_check_fails_loudly(tmp_path):
     # a checkout's own results are moved aside before the workflow stages, never deleted
     (repo / "results/runs").mkdir(parents=True)
     (repo / "results/runs/mine.txt").write_text("keep")
+    # an MPS daemon that does not start fails its stage before any workflow runs
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-cuda-mps-control").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "nvidia-cuda-mps-control").chmod(0o755)
     proc = subprocess.run(
         ["bash", str(repo / "benchmarks/gpu_check.sh")],
-        env={**env, "STAGES": "tests-typo"},
+        env={**env, "STAGES": "workflow_mps tests-typo", "PATH": f"{fake}:{env['PATH']}"},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 1
+    assert "FAILED: MPS: the daemon did not start" in proc.stdout
+    assert "workflow_mps: rc=1" in proc.stdout
     assert "tests-typo: unknown" in proc.stdout and "GPU CHECK FAILED" in proc.stdout
     assert (tmp_path / "out/gpu_check.log").read_text().count("GPU CHECK FAILED") == 1
     assert not (repo / "results").exists()
