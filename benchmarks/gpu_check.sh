@@ -52,6 +52,16 @@ if [ -z "${GPU_CHECK_ON_CPU:-}" ]; then  # (set only to try the script itself on
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 fi
 python3 -c "import torch, snakemake; print('torch', torch.__version__, 'snakemake', snakemake.__version__)"
+# What a job's start costs here before any GPU work (the problem rules and the data rules ran
+# 1.5-2.7x slower here than on a 2-core CPU, c87efcd): the kernel (gVisor reports 4.4.0), the
+# seconds of a second `import torch` (cached), and whether torch's modules have bytecode.
+python3 - <<'PY'
+import importlib.util, os, platform, time
+t = time.perf_counter()
+import torch
+print(f"== start-up: kernel {platform.release()}; import torch {time.perf_counter() - t:.2f} s;",
+      "torch bytecode:", os.path.exists(importlib.util.cache_from_source(torch.__file__)))
+PY
 test -f .mnist/train-images-idx3-ubyte.gz || { echo "FAILED: .mnist missing (carry it)"; exit 1; }
 printf 'data:\n  local_dir: %s\n' "$REPO/.mnist" >/tmp/local-mnist.yaml
 # The workflow and the sweep run the configuration's defaults (conv_bias and first_conv: auto,
