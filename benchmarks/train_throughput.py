@@ -456,7 +456,7 @@ def main(argv=None) -> dict:
     # together they train at one job's rate, c87efcd-triton-kernels).
     def fused_triton():
         ips = fused_ips(graphed=graphed_s is not None, conv_bias="triton")
-        one_job = bias_forms["triton_bias_images_per_s"]
+        one_job = bias_forms.get("triton_bias_images_per_s")  # None: that candidate failed
         return {
             "fused_triton_bias_images_per_s": ips,
             "fused_triton_bias_vs_triton_bias": ips / one_job if one_job else None,
