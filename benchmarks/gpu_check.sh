@@ -51,15 +51,18 @@ if [ -z "${GPU_CHECK_ON_CPU:-}" ]; then  # (set only to try the script itself on
   python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'" || exit 1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 fi
-python3 -c "import torch, snakemake; print('torch', torch.__version__, 'snakemake', snakemake.__version__)"
-# What a job's start costs here before any GPU work (the problem rules and the data rules ran
-# 1.5-2.7x slower here than on a 2-core CPU, c87efcd): the kernel (gVisor reports 4.4.0), the
-# seconds of a second `import torch` (cached), and whether torch's modules have bytecode.
+# Versions, and what a job's start costs here before any GPU work (the problem rules and the data
+# rules ran 1.5-2.7x slower here than on a 2-core CPU, c87efcd): the kernel (gVisor reports
+# 4.4.0), the seconds of `import torch` (cached by the import above on a GPU machine) and whether
+# torch's modules have bytecode.
 python3 - <<'PY'
 import importlib.util, os, platform, time
 t = time.perf_counter()
 import torch
-print(f"== start-up: kernel {platform.release()}; import torch {time.perf_counter() - t:.2f} s;",
+seconds = time.perf_counter() - t
+import snakemake
+print("torch", torch.__version__, "snakemake", snakemake.__version__)
+print(f"== start-up: kernel {platform.release()}; import torch {seconds:.2f} s;",
       "torch bytecode:", os.path.exists(importlib.util.cache_from_source(torch.__file__)))
 PY
 test -f .mnist/train-images-idx3-ubyte.gz || { echo "FAILED: .mnist missing (carry it)"; exit 1; }
