@@ -136,12 +136,14 @@ def test_a_triton_candidate_that_fails_costs_the_record_its_own_lines_only(monke
     }
 
 
-def test_every_triton_candidate_of_the_throughput_record_runs(monkeypatch, tmp_path):
-    """The Triton candidates (conv_bias: triton, first_conv: triton, triton_eval) are timed on
-    CUDA only. Here each runs once on the CPU, where their networks run PyTorch's passes (the
-    kernels have their own tests, interpreted and compiled), so that a candidate that cannot
-    even be set up fails here, not in the record of a lent GPU: at c87efcd triton_eval's did,
-    ``Settings() got multiple values for keyword argument 'triton_eval'``."""
+@pytest.mark.parametrize("fused", [[], ["--fused", "2"]], ids=["one run", "fused"])
+def test_every_triton_candidate_of_the_throughput_record_runs(monkeypatch, tmp_path, fused):
+    """The Triton candidates (conv_bias: triton, first_conv: triton, triton_eval; with --fused,
+    the fused runs with conv_bias: triton too) are timed on CUDA only. Here each runs once on the
+    CPU, where their networks run PyTorch's passes (the kernels have their own tests, interpreted
+    and compiled), so that a candidate that cannot even be set up fails here, not in the record
+    of a lent GPU: at c87efcd triton_eval's did, ``Settings() got multiple values for keyword
+    argument 'triton_eval'``."""
     import hw5repro.device
 
     monkeypatch.setattr(hw5repro.device, "_cuda_only", lambda key, spec, device, why: bool(spec))
@@ -157,14 +159,17 @@ def test_every_triton_candidate_of_the_throughput_record_runs(monkeypatch, tmp_p
     monkeypatch.setattr(train_throughput, "time_loop", once)
     args = ["--device", "cpu", "--width", "0.125", "--images", "64", "--epochs", "1"]
     args += ["--eval-batch-sizes", "64", "--eval-images", "96", "--out", str(tmp_path)]
-    record = train_throughput.main(args + ["--fused", "2"])
+    record = train_throughput.main(args + fused)
     assert not [key for key in record if key.endswith("_error")]
     timed = {
         "triton_bias": ["_vs_add", "_vs_add_eval", "_vs_add_evaluated_epoch"],
-        "fused_triton_bias": ["_images_per_s", "_vs_triton_bias"],
         "triton_first_conv": ["_vs_torch", "_vs_torch_eval", "_vs_torch_evaluated_epoch"],
         "triton_eval": ["_vs_torch_eval", "_vs_torch_evaluated_epoch"],
     }
+    if fused:
+        timed["fused_triton_bias"] = ["_images_per_s", "_vs_triton_bias"]
+    else:
+        assert "fused_triton_bias_images_per_s" not in record
     for name, keys in timed.items():
         assert all(record[name + key] > 0 for key in keys), name
     assert {"inline_triton_bias", "inline_triton_first_conv", "inline_triton_eval"} <= set(
