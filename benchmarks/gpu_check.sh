@@ -133,7 +133,6 @@ with_mps() {  # with_mps COMMAND...: COMMAND with NVIDIA's Multi-Process Service
   WORKFLOW_COMMAND="nvidia-cuda-mps-control -d; snakemake --cores 8" "$@"
   local rc=$?
   echo quit | nvidia-cuda-mps-control
-  cp "$CUDA_MPS_LOG_DIRECTORY/control.log" /tmp/mps-control.log 2>/dev/null
   return $rc
 }
 export -f workflow with_mps
