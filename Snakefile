@@ -29,8 +29,6 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     fetch_mnist,
-    mnist_subset,
-    corrupt_dataset,
     memorisation_tables,
     memorisation_figures,
     problem_backprop,

@@ -19,7 +19,6 @@ import torch
 import yaml
 
 from hw5repro.analysis import keyed_by_run
-from hw5repro.corruption import make_corrupted
 from hw5repro.device import device_name, resolve_device
 from hw5repro.experiment import LABEL_NOISE, runs_from_config
 from hw5repro.mnist import fetch, make_subset
@@ -80,7 +79,7 @@ def main(argv=None) -> dict:
     for run in runs_from_config(config):
         if run.corruption != LABEL_NOISE:
             continue
-        run_data = RunData.from_artifacts(subset, make_corrupted(subset, run))
+        run_data = RunData.of_run(subset, run)
         metrics, _, info = train(run_data, settings, run.seed, desc=run.name)
         frame = keyed_by_run(pd.DataFrame(metrics), run)
         frames.append(frame)

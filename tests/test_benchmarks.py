@@ -250,7 +250,7 @@ def test_workflow_record_of_a_finished_run(smoke_run, tmp_path):
     assert saved["benchmark"] == "workflow" and saved["workflow_wall_seconds"] == 97.5
     assert saved["runs"] == 12 == len(saved["train_job_seconds"]) == len(record["run_details"])
     assert saved["finished"] is True and saved["train_jobs"] == 12
-    assert {"fetch_mnist", "mnist_subset", "report/report"} <= set(saved["other_job_seconds"])
+    assert {"fetch_mnist", "problems/backprop", "report/report"} <= set(saved["other_job_seconds"])
     details = saved["run_details"]["labels_r1_s0"]
     assert details["cuda_graphs"] is False and details["epochs"] >= 1
     assert 0 <= details["final_train_acc"] <= 1 and details["eval_seconds"] > 0

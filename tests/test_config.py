@@ -136,7 +136,7 @@ def test_an_overlay_alone_plans_the_preset(tmp_path):
     path = tmp_path / "overlay.yaml"
     path.write_text(yaml.safe_dump(overlay))
     jobs = planned_jobs(tmp_path, path)
-    assert jobs["train"] == 12 and jobs["corrupt_dataset"] == 12 and jobs["report"] == 1
+    assert jobs["train"] == 12 and jobs["fetch_mnist"] == 1 and jobs["report"] == 1
 
 
 def test_result_and_operational_settings_split():

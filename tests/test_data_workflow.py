@@ -10,15 +10,15 @@ from hw5repro import mnist
 
 pytestmark = pytest.mark.slow
 
-SUBSET = "results/data/mnist_subset.pt"
+RAW = "resources/mnist/train-images-idx3-ubyte"
 
 
 @pytest.fixture(scope="module")
 def data_run(tmp_path_factory, mnist_dir):
-    """The data steps (fetch from the local MNIST copy, training subset) done once."""
+    """The data step (fetch from the local MNIST copy) done once."""
     workdir = tmp_path_factory.mktemp("data-run")
     config = write_config(workdir / "config.yaml")
-    snakemake(workdir, config, "--cores", "1", SUBSET)
+    snakemake(workdir, config, "--cores", "1", RAW)
     return workdir
 
 
@@ -31,12 +31,12 @@ def test_moved_local_dir_reruns_nothing(data_run, mnist_dir, tmp_path):
     copy = tmp_path / "moved" / "mnist"
     shutil.copytree(mnist_dir, copy)
     config = write_config(tmp_path / "moved.yaml", data={"local_dir": str(copy)})
-    assert planned_jobs(data_run, config, SUBSET) == {}
+    assert planned_jobs(data_run, config, RAW) == {}
     # Raw (decompressed) copies of the same files are the same data, too.
     raw_copy = tmp_path / "raw"
     shutil.copytree(data_run / "resources" / "mnist", raw_copy)
     config = write_config(tmp_path / "raw.yaml", data={"local_dir": str(raw_copy)})
-    assert planned_jobs(data_run, config, SUBSET) == {}
+    assert planned_jobs(data_run, config, RAW) == {}
 
 
 @pytest.mark.parametrize("problem", ["missing_file", "missing_folder"])
@@ -55,7 +55,7 @@ def test_bad_local_dir_fails_before_any_job(data_run, mnist_dir, tmp_path, probl
     before = _checksums(data_run)
     # Even a forced rerun of the fetch step never starts: validation fails first.
     proc = snakemake(
-        data_run, config, "--cores", "1", "--forcerun", "fetch_mnist", SUBSET, check=False
+        data_run, config, "--cores", "1", "--forcerun", "fetch_mnist", RAW, check=False
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-3000:]
@@ -66,7 +66,7 @@ def test_bad_local_dir_fails_before_any_job(data_run, mnist_dir, tmp_path, probl
 
 
 def test_the_critical_path_goes_first(tmp_path):
-    """With fewer cores than ready jobs, the data rules and training (the longest chain: every
+    """With fewer cores than ready jobs, the data rule and training (the longest chain: every
     table, figure and the report wait for it) start before problems 1-5, which are ready from
     the start (rule priorities). On one core: the whole chain, then the problem."""
     config = write_config(
@@ -82,10 +82,4 @@ def test_the_critical_path_goes_first(tmp_path):
         for line in (proc.stdout + proc.stderr).splitlines()
         if line.startswith(("rule ", "localrule "))
     ]
-    assert started == [
-        "fetch_mnist",
-        "mnist_subset",
-        "corrupt_dataset",
-        "train",
-        "problem_backprop",
-    ], started
+    assert started == ["fetch_mnist", "train", "problem_backprop"], started

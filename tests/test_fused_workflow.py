@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, edited, planned_jobs, preset_config, snakemake, write_config
+from conftest import REPO, planned_jobs, preset_config, snakemake, write_config
 from hw5repro.experiment import Run, train_jobs
 
 pytestmark = pytest.mark.slow
@@ -108,13 +108,16 @@ def test_fused_runs_have_the_metrics_of_runs_trained_alone(fused_run, separate_r
             assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), abs=4e-3)
 
 
-def test_a_changed_run_reruns_only_its_group(fused_run):
+def test_a_lost_group_reruns_only_its_group(fused_run, tmp_path):
     config = fused_run / "config.yaml"
     assert planned_jobs(fused_run, config) == {}
-    with edited(fused_run / "results" / "data" / "corrupted" / "labels_r1_s1.pt"):
+    group = fused_run / "results" / "groups" / "group1"
+    group.rename(tmp_path / "group1")
+    try:
         jobs = planned_jobs(fused_run, config)
-    assert jobs["train"] == 1 and jobs["run_files"] == 3
-    assert "corrupt_dataset" not in jobs and "mnist_subset" not in jobs
+    finally:
+        (tmp_path / "group1").rename(group)
+    assert jobs["train"] == 1 and jobs["run_files"] == 3 and "fetch_mnist" not in jobs, jobs
     assert planned_jobs(fused_run, config) == {}
 
 
@@ -124,7 +127,7 @@ def test_a_new_seed_adds_a_group_and_retrains_nothing_else(fused_run, tmp_path):
     path = tmp_path / "seed2.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     jobs = planned_jobs(fused_run, path)
-    assert jobs["train"] == 1 and jobs["run_files"] == 3 and jobs["corrupt_dataset"] == 3
+    assert jobs["train"] == 1 and jobs["run_files"] == 3 and "fetch_mnist" not in jobs, jobs
 
 
 def test_zhang_preset_is_the_whole_study_in_three_fused_jobs(tmp_path):
@@ -135,5 +138,5 @@ def test_zhang_preset_is_the_whole_study_in_three_fused_jobs(tmp_path):
     assert config["model"] == paper["model"] and config["data"] == paper["data"]
     assert config["training"] | {"runs_per_job": 1} == paper["training"]
     jobs = planned_jobs(tmp_path, REPO / "config" / "zhang.yaml")
-    assert jobs["corrupt_dataset"] == 27 and jobs["run_files"] == 27
+    assert jobs["fetch_mnist"] == 1 and jobs["run_files"] == 27
     assert jobs["train"] == 3

@@ -17,7 +17,7 @@ from conftest import (
 
 pytestmark = pytest.mark.slow
 
-DATA_RULES = {"fetch_mnist", "mnist_subset", "corrupt_dataset"}
+DATA_RULES = {"fetch_mnist"}
 PACKAGE = REPO / "workflow" / "hw5repro"
 #: Every rule whose script imports hw5repro.plotting (through figures.py or a problem module).
 FIGURE_RULES = {"memorisation_figures", *PROBLEM_RULES}
@@ -71,8 +71,8 @@ def test_new_ratio_runs_only_its_jobs_and_downstream(smoke_run, tmp_path):
     config = changed_config(smoke_run, tmp_path, "experiment", label_ratios=[0.0, 0.5, 1.0, 0.8])
     jobs = planned_jobs(smoke_run, config)
     print("ratio 0.8 added:", jobs)
-    assert jobs["train"] == 2 and jobs["corrupt_dataset"] == 2  # one per seed
-    assert "fetch_mnist" not in jobs and "mnist_subset" not in jobs
+    assert jobs["train"] == 2  # one per seed
+    assert "fetch_mnist" not in jobs
     assert jobs["memorisation_tables"] == 1 and jobs["memorisation_figures"] == 1
 
 
@@ -93,12 +93,11 @@ def test_editing_the_figures_module_reruns_its_rule_and_the_report(smoke_run):
 
 def test_editing_experiment_reruns_what_imports_it(smoke_run):
     """experiment.py is imported by corruption, training and analysis (and through analysis by
-    figures): every per-run job and what follows reruns; MNIST and problems 1-5 do not."""
+    figures): every training job and what follows reruns; MNIST and problems 1-5 do not."""
     with edited(PACKAGE / "experiment.py"):
         jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
     print("experiment.py edited:", jobs)
     assert jobs == {
-        "corrupt_dataset": 12,
         "train": 12,
         "memorisation_tables": 1,
         "memorisation_figures": 1,

@@ -61,8 +61,6 @@ JOB_HEADER = re.compile(r"^(local)?rule (\w+):$", re.MULTILINE)
 LOCAL_RULES = {
     "all",
     "fetch_mnist",
-    "mnist_subset",
-    "corrupt_dataset",
     "memorisation_tables",
     "memorisation_figures",
     *PROBLEM_RULES,
@@ -341,10 +339,10 @@ def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(slurm_env, s
     config = write_config(
         tmp_path / "config.yaml", experiment=experiment, training={**TRAINING, "device": "cuda"}
     )
-    failing, other = "labels_r0_s0", "results/data/corrupted/labels_r0.5_s0.pt"
-    assert not (workdir / other).exists()
-    # The training parameters changed, so the finished run is redone (and fails); the data job of
-    # a new run runs locally alongside it.
+    failing, other = "labels_r0_s0", "results/problems/backprop/results.json"
+    (workdir / other).unlink()
+    # The training parameters changed, so the finished run is redone (and fails); problem 1, its
+    # output removed, runs locally alongside it.
     proc, _ = _user_command(
         workdir, config, f"results/runs/{failing}/metrics.csv", other, env=slurm_env
     )

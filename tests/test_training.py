@@ -255,23 +255,30 @@ def test_cuda_graphs_setting_on_the_cpu():
         train(toy_data(n=64), small_settings(epochs=1, cuda_graphs=True), seed=0, progress=False)
 
 
-def _job_artifacts(tmp_path, labels_seed=0):
+def _write_idx(path, array):
+    """``array`` (uint8) as an IDX file, MNIST's format."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def _raw_mnist(tmp_path, labels_seed=0):
+    """A tiny MNIST in IDX files (120 training and 64 test images): a training job's data."""
+    raw = tmp_path / "raw"
+    raw.mkdir(exist_ok=True)
     g = torch.Generator().manual_seed(0)
-    subset = {
-        "train_x": torch.randint(0, 256, (96, 28, 28), dtype=torch.uint8, generator=g),
-        "train_y": torch.randint(0, 10, (96,), generator=g),
-        "test_x": torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8, generator=g),
-        "test_y": torch.randint(0, 10, (64,), generator=g),
+    images = {
+        n: torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g) for n in (120, 64)
     }
-    labels = torch.randint(0, 10, (96,), generator=torch.Generator().manual_seed(labels_seed))
-    corrupted = {
-        "labels": labels,
-        "replaced": torch.ones(96, dtype=torch.bool),
-        "train_x": None,
-        "test_x": None,
-    }
-    torch.save(subset, tmp_path / "subset.pt")
-    torch.save(corrupted, tmp_path / "corrupted.pt")
+    labels = torch.Generator().manual_seed(labels_seed)
+    for prefix, n in (("train", 120), ("t10k", 64)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", images[n].numpy())
+        y = torch.randint(0, 10, (n,), dtype=torch.uint8, generator=labels)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", y.numpy())
+    return raw
+
+
+#: What the training jobs below draw: 96 of the 120 training images, the 64 test images.
+DATA = {"seed": 0, "train_size": 96, "test_size": None}
 
 
 def _job_config(**training):
@@ -293,25 +300,24 @@ def _job_config(**training):
 
 
 def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
-    """A checkpoint resumes only for the same run, result settings and data artifacts."""
+    """A checkpoint resumes only for the same run, result settings and data."""
     from types import SimpleNamespace
 
     from hw5repro.training import train_job
 
-    _job_artifacts(tmp_path)
+    raw = _raw_mnist(tmp_path)
     outputs = SimpleNamespace(
         metrics=tmp_path / "m.csv", model=tmp_path / "model.pt", info=tmp_path / "run.json"
     )
 
-    def job(config, run="labels_r1_s0"):
+    def job(config, run="labels_r1_s0", data=DATA):
         ckpt = tmp_path / "ckpt.pt"
-        files = vars(outputs)
-        train_job(
-            [run], tmp_path / "subset.pt", [tmp_path / "corrupted.pt"], config, [files], [ckpt]
-        )
+        train_job([run], raw, data, config, [vars(outputs)], [ckpt])
         return json.loads(outputs.info.read_text())
 
     first = job(_job_config())
+    assert (first["train_images"], first["test_images"]) == (96, 64)
+    assert first["data"] == DATA | {"sha256": first["data"]["sha256"]}
     # the network as built (auto resolved for the CPU); the settings as configured
     assert first["model"] == {
         "width": 0.125,
@@ -327,8 +333,13 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
     assert job(_job_config(conv_bias="gemm"))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(first_conv="triton"))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(), run="labels_r1_s1")["fingerprint"] != first["fingerprint"]
-    _job_artifacts(tmp_path, labels_seed=1)  # same settings, other data
-    assert job(_job_config())["fingerprint"] != first["fingerprint"]
+    other_subset = job(_job_config(), data=DATA | {"seed": 1})
+    assert other_subset["data"]["sha256"] != first["data"]["sha256"]
+    assert other_subset["fingerprint"] != first["fingerprint"]
+    _raw_mnist(tmp_path, labels_seed=1)  # same settings, other MNIST files
+    other_files = job(_job_config())
+    assert other_files["data"]["sha256"] != first["data"]["sha256"]
+    assert other_files["fingerprint"] != first["fingerprint"]
     # the saved model rebuilds on its own
     from hw5repro.training import load_model
 
@@ -342,13 +353,12 @@ def test_a_fused_job_writes_each_run_and_ties_its_checkpoints_to_the_group(tmp_p
     runs it trained with (they share the dropout stream), so it differs from the run alone."""
     from hw5repro.training import train_job
 
-    _job_artifacts(tmp_path)
+    raw = _raw_mnist(tmp_path)
     names = ["labels_r1_s0", "labels_r1_s1"]
     outputs = [{key: tmp_path / name / file for key, file in FILES.items()} for name in names]
     checkpoints = [tmp_path / name / "checkpoint.pt" for name in names]
-    corrupted = [tmp_path / "corrupted.pt"] * 2
     config = _job_config(runs_per_job=2)
-    train_job(names, tmp_path / "subset.pt", corrupted, config, outputs, checkpoints, job="group0")
+    train_job(names, raw, DATA, config, outputs, checkpoints, job="group0")
     infos = [json.loads(out["info"].read_text()) for out in outputs]
     assert [info["run_id"] for info in infos] == names and infos[0]["seed"] == 0
     assert all(info["job"] == "group0" and info["job_runs"] == names for info in infos)
@@ -358,7 +368,7 @@ def test_a_fused_job_writes_each_run_and_ties_its_checkpoints_to_the_group(tmp_p
     assert not metrics[0]["train_loss"].equals(metrics[1]["train_loss"])  # own seeds
     assert not any(path.exists() for path in checkpoints)
     alone = {key: tmp_path / "alone" / file for key, file in FILES.items()}
-    train_job(names[:1], tmp_path / "subset.pt", corrupted[:1], config, [alone], [tmp_path / "c"])
+    train_job(names[:1], raw, DATA, config, [alone], [tmp_path / "c"])
     assert json.loads(alone["info"].read_text())["fingerprint"] != infos[0]["fingerprint"]
 
 

@@ -52,6 +52,5 @@ def test_smoke_workflow_writes_every_promised_output(smoke_run):
 
 def test_default_config_lists_one_training_job_per_ratio(tmp_path):
     counts = planned_jobs(tmp_path, REPO / "config" / "config.yaml", "--cores", "8")
-    assert counts["train"] == 6 and counts["corrupt_dataset"] == 6
-    assert counts["fetch_mnist"] == 1 and counts["mnist_subset"] == 1
+    assert counts["train"] == 6 and counts["fetch_mnist"] == 1
     assert counts["memorisation_figures"] == 1 and counts["memorisation_tables"] == 1

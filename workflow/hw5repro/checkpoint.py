@@ -2,7 +2,7 @@
 
 A checkpoint holds everything needed to continue a run exactly (weights, optimiser state, RNG
 states, epoch, metrics so far) plus a *fingerprint*: a hash of the run's name, every
-result-affecting setting and the SHA-256 of the data artifacts it was trained on. A checkpoint
+result-affecting setting and the SHA-256 of the data it was trained on. A checkpoint
 whose fingerprint differs from the current job's (the configuration or the data changed since it
 was written) is never resumed: it is set aside beside the original with a warning, and training
 starts from epoch 0. :class:`RunCheckpoints` is what the training loop uses: one such file per
@@ -24,8 +24,6 @@ from pathlib import Path
 
 import torch
 
-from .mnist import sha256
-
 log = logging.getLogger(__name__)
 
 
@@ -38,14 +36,10 @@ def save_atomic(obj, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def fingerprint(run: str, settings: dict, data_files: dict[str, str | Path] | None = None) -> str:
+def fingerprint(run: str, settings: dict, data_sha256: str | None = None) -> str:
     """A stable hash of what a checkpoint belongs to: the run, its result-affecting settings
-    (a JSON-able dict) and the content of its data artifacts."""
-    identity = {
-        "run": run,
-        "settings": settings,
-        "data": {name: sha256(path) for name, path in sorted((data_files or {}).items())},
-    }
+    (a JSON-able dict) and the SHA-256 of the data it trains on (``RunData.digest``)."""
+    identity = {"run": run, "settings": settings, "data": data_sha256}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""Corrupted training sets of Zhang et al. (2017), each made once and saved as an artifact.
+"""Corrupted training sets of Zhang et al. (2017), made by each training job from the subset
+(deterministic, a fraction of a second; ``RunData.of_run``, whose digest the checkpoints name).
 
 Label noise at ratio r: exactly round(r * N) training examples, chosen with a fixed seed, get a
 label drawn uniformly from the 10 classes (so about 0.9 * r of the labels actually change). For

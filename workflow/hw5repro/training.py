@@ -12,6 +12,7 @@ and when SIGTERM arrives (what SLURM sends before it kills a job); a restarted j
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoint as checkpoints
-from .corruption import to_float
+from .corruption import make_corrupted, to_float
 from .cpu_warning import warn_if_slow_on_cpu
 from .device import (
     resolve_channels_last,
@@ -123,6 +124,21 @@ class RunData:
             test_x=to_float(subset["test_x"]) if test_x is None else test_x,
             test_y=subset["test_y"],
         )
+
+    @classmethod
+    def of_run(cls, subset: dict, run) -> RunData:
+        """The data ``run`` (an :class:`~hw5repro.experiment.Run`) trains on: ``subset``
+        (:func:`hw5repro.mnist.make_subset`) with the run's corruption applied."""
+        return cls.from_artifacts(subset, make_corrupted(subset, run))
+
+    def digest(self) -> str:
+        """SHA-256 of every tensor's bytes: what a checkpoint's fingerprint names as its data."""
+        h = hashlib.sha256()
+        for name in ("train_x", "train_y", "replaced", "test_x", "test_y"):
+            tensor = getattr(self, name).contiguous()
+            h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            h.update(tensor.view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
 
 
 class _SigtermFlag:
@@ -323,14 +339,16 @@ def load_model(path: str | Path, map_location="cpu") -> AlexNet:
     return model
 
 
-def train_job(
-    runs, subset_path, corrupted_paths, config, outputs, checkpoint_paths, threads=None, job=None
-):
+def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=None, job=None):
     """The Snakemake training job of one run, or of several runs fused (``runs_per_job`` > 1):
-    load the artifacts, train (resuming from checkpoints of the same runs, settings and data),
+    make each run's data, train (resuming from checkpoints of the same runs, settings and data),
     and write for every run its metrics CSV, final model (weights + model settings) and a JSON of
-    facts; the checkpoints are removed at the end. ``runs``, ``corrupted_paths``, ``outputs``
-    (each with ``metrics``, ``model`` and ``info`` paths) and ``checkpoint_paths``: one per run."""
+    facts; the checkpoints are removed at the end. ``runs``, ``outputs`` (each with ``metrics``,
+    ``model`` and ``info`` paths) and ``checkpoint_paths``: one per run. The data are made here,
+    not read from files of earlier jobs: the subset of the verified MNIST files in ``raw_dir``
+    (``data``: ``seed``, ``train_size``, ``test_size``) and the run's corruption, both
+    deterministic and a fraction of a second, where a job of their own would cost a process
+    start and an import of torch before the first epoch."""
     import json
     import platform
 
@@ -338,17 +356,16 @@ def train_job(
 
     from .device import device_name
     from .experiment import Run
+    from .mnist import make_subset
     from .model import count_parameters
 
     if threads:
         torch.set_num_threads(int(threads))
     runs = [Run.from_name(name) for name in runs]
     names = [run.name for run in runs]
-    subset = torch.load(subset_path, weights_only=True)
-    datas = [
-        RunData.from_artifacts(subset, torch.load(path, weights_only=True))
-        for path in corrupted_paths
-    ]
+    subset = make_subset(raw_dir, data["train_size"], data["test_size"], data["seed"])
+    datas = [RunData.of_run(subset, run) for run in runs]
+    digests = [run_data.digest() for run_data in datas]
     settings = Settings.from_config(config)
     # Fused runs share one dropout stream: a run's result also depends on who it trains with.
     together = {"fused_with": names} if len(runs) > 1 else {}
@@ -356,9 +373,9 @@ def train_job(
         checkpoints.fingerprint(
             run.name,
             result_settings(settings) | together,
-            {"subset": subset_path, "corrupted": corrupted},
+            digest,
         )
-        for run, corrupted in zip(runs, corrupted_paths, strict=True)
+        for run, digest in zip(runs, digests, strict=True)
     ]
     metrics, models, info = train_runs(
         datas,
@@ -382,8 +399,8 @@ def train_job(
             if key in os.environ
         },
     }
-    for run, data, rows, model, identity, out in zip(
-        runs, datas, metrics, models, identities, outputs, strict=True
+    for run, run_data, digest, rows, model, identity, out in zip(
+        runs, datas, digests, metrics, models, identities, outputs, strict=True
     ):
         Path(out["metrics"]).parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(out["metrics"], index=False)
@@ -402,11 +419,12 @@ def train_job(
             "seed": run.seed,
             "fingerprint": identity,
             "parameters": count_parameters(model),
-            "train_images": int(data.train_x.shape[0]),
-            "test_images": int(data.test_x.shape[0]),
+            "data": {**dict(data), "sha256": digest},
+            "train_images": int(run_data.train_x.shape[0]),
+            "test_images": int(run_data.test_x.shape[0]),
             "train_seconds": train_seconds,
             # this run's own images per second of the job's training time (fused: K runs share it)
-            "images_per_second": data.train_x.shape[0] * len(rows) / max(train_seconds, 1e-9),
+            "images_per_second": run_data.train_x.shape[0] * len(rows) / max(train_seconds, 1e-9),
         }
         Path(out["info"]).write_text(json.dumps(run_info, indent=2))
     for path in checkpoint_paths:

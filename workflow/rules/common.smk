@@ -115,8 +115,14 @@ def job_runs(wildcards):
     return TRAIN_JOBS[wildcards.job].run_names
 
 
-def job_corrupted(wildcards):
-    return expand(rules.corrupt_dataset.output[0], run_id=job_runs(wildcards))
+def data_params():
+    """What a training job draws its data with (hw5repro.training.train_job): the subset's seed
+    and sizes. Each run's corruption follows from its name."""
+    return {
+        "seed": config["seed"],
+        "train_size": config["data"]["train_size"],
+        "test_size": config["data"]["test_size"],
+    }
 
 
 def job_run_files(wildcards):

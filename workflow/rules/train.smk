@@ -3,8 +3,7 @@
 # results/runs/{run} either way.
 rule train:
     input:
-        subset=rules.mnist_subset.output[0],
-        corrupted=job_corrupted,
+        raw=rules.fetch_mnist.output,
         code=code("train.py"),
     output:
         **train_outputs(),
@@ -21,6 +20,7 @@ rule train:
         **train_resources(),
     params:
         settings=training_settings(),
+        data=data_params(),
         runs=job_runs,
         run_files=job_run_files,
         checkpoints=job_checkpoints,
