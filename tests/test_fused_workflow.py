@@ -108,16 +108,24 @@ def test_fused_runs_have_the_metrics_of_runs_trained_alone(fused_run, separate_r
             assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), abs=4e-3)
 
 
-def test_a_lost_group_reruns_only_its_group(fused_run, tmp_path):
+def test_a_lost_run_is_relinked_or_retrained_with_its_group_only(fused_run, tmp_path):
+    """A run's lost file comes back from its group's folder (no training); with the group's
+    folder lost too, that group alone retrains."""
     config = fused_run / "config.yaml"
     assert planned_jobs(fused_run, config) == {}
-    group = fused_run / "results" / "groups" / "group1"
-    group.rename(tmp_path / "group1")
+    results = fused_run / "results"
+    lost = [results / "runs" / "labels_r1_s1" / "metrics.csv", results / "groups" / "group1"]
+    jobs, moved = [], []
     try:
-        jobs = planned_jobs(fused_run, config)
+        for path in lost:
+            moved.append((path, path.rename(tmp_path / path.name)))
+            jobs.append(planned_jobs(fused_run, config))
     finally:
-        (tmp_path / "group1").rename(group)
-    assert jobs["train"] == 1 and jobs["run_files"] == 3 and "fetch_mnist" not in jobs, jobs
+        for path, away in moved:
+            away.rename(path)
+    assert jobs[0]["run_files"] == 1 and "train" not in jobs[0], jobs[0]
+    assert jobs[1]["train"] == 1 and jobs[1]["run_files"] == 3, jobs[1]
+    assert "fetch_mnist" not in jobs[1], jobs[1]
     assert planned_jobs(fused_run, config) == {}
 
 

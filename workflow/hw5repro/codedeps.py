@@ -10,6 +10,7 @@ Importing any module runs the package's ``__init__.py``, so it counts too.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = "hw5repro"
@@ -19,24 +20,28 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 def imported_modules(path: str | Path, package_dir: str | Path = PACKAGE_DIR) -> set[str]:
     """Names of the package modules that the file ``path`` imports itself (not transitively);
     ``"__init__"`` stands for the package."""
-    package_dir = Path(package_dir)
-    tree = ast.parse(Path(path).read_text(), filename=str(path))
-    found: set[str] = set()
+    stat = Path(path).stat()
+    modules, names = _package_imports(str(path), stat.st_mtime_ns, stat.st_size)
+    # `from hw5repro import x` / `from . import x`: x is a module or a name of __init__.py
+    return set(modules) | {name for name in names if (Path(package_dir) / f"{name}.py").is_file()}
 
-    def names_in_package(names: list[ast.alias]) -> None:
-        # `from hw5repro import x` / `from . import x`: x is a module or a name of __init__.py
-        for alias in names:
-            if (package_dir / f"{alias.name}.py").is_file():
-                found.add(alias.name)
 
+@functools.cache
+def _package_imports(path: str, mtime_ns: int, size: int) -> tuple[frozenset, frozenset]:
+    """The package modules that ``path`` imports by module name, and the names it imports from
+    the package itself (modules or names of __init__.py), parsed once per version of the file:
+    the Snakefile asks for every rule's script, and their imports share most modules."""
+    tree = ast.parse(Path(path).read_text(), filename=path)
+    modules: set[str] = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
                 if parts[0] == PACKAGE:
-                    found.add("__init__")
+                    modules.add("__init__")
                     if len(parts) > 1:
-                        found.add(parts[1])
+                        modules.add(parts[1])
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: only inside the package
                 parts = node.module.split(".") if node.module else []
@@ -44,12 +49,12 @@ def imported_modules(path: str | Path, package_dir: str | Path = PACKAGE_DIR) ->
                 parts = node.module.split(".")[1:]
             else:
                 continue
-            found.add("__init__")
+            modules.add("__init__")
             if parts:
-                found.add(parts[0])
+                modules.add(parts[0])
             else:
-                names_in_package(node.names)
-    return found
+                names.update(alias.name for alias in node.names)
+    return frozenset(modules), frozenset(names)
 
 
 def module_dependencies(path: str | Path, package_dir: str | Path = PACKAGE_DIR) -> list[Path]:

@@ -15,20 +15,10 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from .analysis import KIND_LABELS, LABEL_NOISE, kind_of
+from .figure_names import FIGURES as FIGURES  # re-exported: the names of what figures_job draws
 from .plotting import save_figure
 
 NUM_CLASSES = 10
-FIGURES = (
-    "train_loss",
-    "train_accuracy",
-    "random_labels_curves",
-    "training_time",
-    "test_error",
-    "time_to_fit",
-    "generalisation_gap",
-    "kept_vs_replaced",
-    "zhang_figure1",
-)
 #: Zhang et al.'s kinds of data in their Figure 1 (a), in its legend order (no partial labels).
 ZHANG_KINDS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
 KIND_COLOURS = dict(zip(ZHANG_KINDS, sns.color_palette("deep", len(ZHANG_KINDS)), strict=True))

@@ -1,5 +1,5 @@
 # Problem 6: tables across runs and the figures of the memorisation experiment.
-from hw5repro.figures import FIGURES
+from hw5repro.figure_names import FIGURES
 
 
 rule memorisation_tables:
