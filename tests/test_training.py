@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import assert_same_metrics
 from hw5repro.device import DeviceError, resolve_device, resolve_precision
 from hw5repro.reference_training import seed_style_epoch
 from hw5repro.runset import build_model
+from hw5repro.steps import CompileError
 from hw5repro.training import (
     METRIC_COLUMNS,
     RunData,
@@ -253,6 +255,44 @@ def test_cuda_graphs_setting_on_the_cpu():
     assert info["cuda_graphs"] is False
     with pytest.raises(DeviceError, match="training.cuda_graphs is true but training runs on cpu"):
         train(toy_data(n=64), small_settings(epochs=1, cuda_graphs=True), seed=0, progress=False)
+
+
+def _compile_with(monkeypatch, backend):
+    """training.compile through TorchDynamo with ``backend`` instead of Inductor (whose cold C++
+    compilation costs this CPU a minute): the project's part is the same."""
+    import torch._dynamo
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: compile_(model, backend=backend))
+    torch._dynamo.reset()
+
+
+def test_compiled_training_computes_what_eager_training_computes(monkeypatch):
+    """training.compile: true trains through torch.compile (the epoch's smaller last batch
+    included: 72 = 2 x 32 + 8) and, with dropout 0 in fp32, to the eager run's values."""
+    _compile_with(monkeypatch, "aot_eager")
+    data = toy_data(n=72, n_test=16)
+    eager, _, eager_info = train(data, small_settings(epochs=2, dropout=0.0), 0, progress=False)
+    compiled, _, info = train(
+        data, small_settings(epochs=2, dropout=0.0, compile=True), 0, progress=False
+    )
+    assert (info["compiled"], eager_info["compiled"]) == (True, False)
+    assert_same_metrics(eager, compiled, rel=1e-4, abs=1e-5)
+
+
+def test_a_compiler_failure_names_the_setting(monkeypatch):
+    """torch.compile compiles at the first step, not where it is called: the job stops there
+    with an error naming training.compile and the cause (no silent fall back to eager mode,
+    whose results differ from the compiled ones that run.json would claim)."""
+
+    def no_compiler(graph, example_inputs):
+        raise RuntimeError("no C++ compiler found")
+
+    _compile_with(monkeypatch, no_compiler)
+    with pytest.raises(CompileError, match="training.compile is true, but torch.compile") as err:
+        train(toy_data(n=64), small_settings(epochs=1, compile=True), 0, progress=False)
+    assert "no C++ compiler found" in str(err.value)
+    assert "set training.compile: false" in str(err.value)
 
 
 def _write_idx(path, array):

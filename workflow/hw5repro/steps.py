@@ -7,6 +7,7 @@ one network (:mod:`hw5repro.fused`) ``idx`` is ``(K, B)``, one batch per run, an
 ``run_epoch`` drives any step over the epoch's permutation(s).
 
 - :class:`EagerStep` runs the step op by op (CPU and GPU), for one run or K fused runs.
+- :class:`CompiledStep` is an eager step over a ``torch.compile``'d model (``training.compile``).
 - :class:`GraphedStep` captures an eager step once per minibatch size in a CUDA graph and replays
   it: one launch per step instead of a few hundred, which is what bounds a batch-64 step of this
   model on a GPU. The epoch's indices are copied into a static index buffer before each replay;
@@ -39,6 +40,38 @@ class EagerStep:
         return loss.detach()
 
 
+class CompileError(RuntimeError):
+    """``training.compile: true`` and torch.compile cannot compile the training step."""
+
+
+class CompiledStep:
+    """An :class:`EagerStep` whose loss runs a ``torch.compile``'d model. torch.compile compiles
+    lazily, at the first forward and backward of each new input shape (the first step, the
+    epoch's smaller last batch), so a compiler failure (no C++ compiler, an unsupported op)
+    surfaces in a step, not where ``torch.compile`` was called. It is raised as a
+    :class:`CompileError` that names the setting: never a silent fall back to eager mode, which
+    computes other results (inductor draws other dropout masks) under a fingerprint that says
+    compiled."""
+
+    def __init__(self, eager: EagerStep):
+        from torch._dynamo.exc import TorchDynamoException  # what a compiler failure raises
+
+        self.eager, self.errors = eager, TorchDynamoException
+        self.model, self.optimizer, self.device = eager.model, eager.optimizer, eager.device
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.eager(idx)
+        except self.errors as err:
+            cause = getattr(err, "inner_exception", None) or err.__cause__ or err
+            first_line = next(iter(str(cause).strip().splitlines()), "")
+            raise CompileError(
+                "training.compile is true, but torch.compile could not compile the training "
+                f"step ({type(cause).__name__}: {first_line}); set training.compile: false to "
+                "train without it"
+            ) from err
+
+
 def minibatch_loss(model, x, y, autocast):
     """Mean cross-entropy of one run's minibatch ``x[idx]`` (x, y resident on the device)."""
 
@@ -51,9 +84,12 @@ def minibatch_loss(model, x, y, autocast):
 
 
 class GraphedStep:
-    """An :class:`EagerStep` captured in one CUDA graph per minibatch size and replayed."""
+    """An :class:`EagerStep` (or :class:`CompiledStep`) captured in one CUDA graph per minibatch
+    size and replayed."""
 
-    def __init__(self, eager: EagerStep, batch_sizes, runs: int | None = None, warmup: int = 3):
+    def __init__(
+        self, eager: EagerStep | CompiledStep, batch_sizes, runs: int | None = None, warmup: int = 3
+    ):
         self.eager = eager
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self.device = device = eager.device

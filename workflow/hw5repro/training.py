@@ -40,7 +40,14 @@ from .first_conv import first_conv_used
 from .model import AlexNet, conv_bias_used
 from .runset import make_runs, model_settings
 from .settings import is_operational
-from .steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
+from .steps import (
+    CompiledStep,
+    EagerStep,
+    GraphedStep,
+    batch_sizes,
+    minibatch_loss,
+    run_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,16 +179,13 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torc
 def make_step(settings: Settings, runs, device):
     """The training step the settings ask for: graphed on CUDA (``cuda_graphs``), else eager;
     over one run or K fused runs alike."""
-    step_model = runs.model
-    if settings.compile:
-        try:
-            step_model = torch.compile(runs.model)
-        except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
-            log.warning("torch.compile unavailable (%s); training eagerly", err)
-    eager = EagerStep(runs.model, runs.optimizer, runs.loss(step_model))
-    if not resolve_cuda_graphs(settings.cuda_graphs, device, compiled=step_model is not runs.model):
-        return eager
-    return GraphedStep(eager, batch_sizes(runs.n, settings.batch_size), runs=runs.index_runs)
+    model = torch.compile(runs.model) if settings.compile else runs.model
+    step = EagerStep(runs.model, runs.optimizer, runs.loss(model))
+    if settings.compile:  # compiled lazily, in the first steps: CompiledStep names a failure
+        step = CompiledStep(step)
+    if resolve_cuda_graphs(settings.cuda_graphs, device, compiled=settings.compile):
+        step = GraphedStep(step, batch_sizes(runs.n, settings.batch_size), runs=runs.index_runs)
+    return step
 
 
 def train_runs(
