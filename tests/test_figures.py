@@ -271,3 +271,10 @@ def test_figures_job_writes_every_figure(tmp_path):
     figures.figures_job(paths["epochs"], paths["final"], paths["summary"], 0.95, tmp_path / "f")
     written = sorted(p.name for p in (tmp_path / "f").iterdir())
     assert written == sorted(f"{n}.{ext}" for n in figures.FIGURES for ext in ("png", "pdf"))
+    # Drawn by forked workers (the rule's threads): the same files, the same pixels.
+    tables = [paths[name] for name in ("epochs", "final", "summary")]
+    figures.figures_job(*tables, 0.95, tmp_path / "parallel", workers=2)
+    assert sorted(p.name for p in (tmp_path / "parallel").iterdir()) == written
+    for name in figures.FIGURES:
+        png = f"{name}.png"
+        assert (tmp_path / "parallel" / png).read_bytes() == (tmp_path / "f" / png).read_bytes()

@@ -62,6 +62,8 @@ rule memorisation_figures:
         "results/benchmarks/memorisation_figures.tsv"
     conda:
         ENV
+    # figures drawn by as many forked processes (hw5repro.figures.figures_job), capped by --cores
+    threads: 4
     resources:
         runtime=config["resources"]["default"]["runtime"],
         mem_mb=config["resources"]["default"]["mem_mb"],

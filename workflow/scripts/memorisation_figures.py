@@ -10,4 +10,5 @@ figures_job(
     snakemake.input.summary,  # noqa: F821
     snakemake.params.threshold,  # noqa: F821
     Path(snakemake.output.png[0]).parent,  # noqa: F821
+    workers=snakemake.threads,  # noqa: F821
 )
