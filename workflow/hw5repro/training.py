@@ -177,8 +177,8 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torc
 
 
 def make_step(settings: Settings, runs, device):
-    """The training step the settings ask for: graphed on CUDA (``cuda_graphs``), else eager;
-    over one run or K fused runs alike."""
+    """The training step the settings ask for: eager, over a compiled model (``compile``), and
+    graphed on CUDA (``cuda_graphs``); over one run or K fused runs alike."""
     model = torch.compile(runs.model) if settings.compile else runs.model
     step = EagerStep(runs.model, runs.optimizer, runs.loss(model))
     if settings.compile:  # compiled lazily, in the first steps: CompiledStep names a failure
