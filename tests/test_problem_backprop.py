@@ -58,6 +58,27 @@ def test_hand_written_matches_autograd_per_layer(net):
     assert (f32.max_rel_diff <= 1e-6).all()
     assert (f32.max_abs_diff <= 1e-7 * f32.max_abs_grad).all()
     assert (table.max_abs_grad > 0).all()
+    summary = backprop.results(table, backprop.layer_one_gradients(net))
+    assert summary["max_rel_diff_float64_in_eps"] == f64.max_rel_diff.max() / 2.0**-52
+    assert summary["max_rel_diff_float32_in_eps"] == f32.max_rel_diff.max() / 2.0**-23
+    assert 0 < summary["max_rel_diff_float64_in_eps"] < 10  # a few units of rounding
+
+
+def test_exact_agreement_is_drawn_below_every_non_zero_difference(net, tmp_path, monkeypatch):
+    """The figure's floor for a difference of 0 lies under the smallest non-zero difference."""
+    table = backprop.compare(net)
+    drawn, scatter = [], backprop.plt.Axes.scatter
+    monkeypatch.setattr(
+        backprop.plt.Axes,
+        "scatter",
+        lambda ax, x, y, **kw: drawn.append(list(y)) or scatter(ax, x, y, **kw),
+    )
+    backprop._figure(table, tmp_path / "figure")
+    values = [v for ys in drawn for v in ys]
+    smallest = table[["max_abs_diff", "max_rel_diff"]].to_numpy()
+    smallest = smallest[smallest > 0].min()
+    assert (table.max_abs_diff == 0).any()  # exact agreement occurs
+    assert min(values) == smallest / 10 and sorted(set(values))[1] == smallest
 
 
 def test_a_wrong_backward_pass_is_detected(net):

@@ -28,8 +28,27 @@ def test_the_optimisation_makes_progress(steps):
     assert steps.theta_norm.max() > 1  # the iterates move far from theta_0 = 0
 
 
-def test_gradients_are_taken_at_each_forms_own_iterate():
-    """A different beta in Form II gives different iterates: the check is not vacuous."""
+def test_gradients_are_taken_at_each_forms_own_iterate(monkeypatch):
+    """Each form evaluates g_k at its own theta_k, bit for bit, not at the other form's."""
+    X, y, batches = momentum.synthetic_data()
+    theta0 = torch.zeros(momentum.FEATURES, dtype=momentum.DTYPE)
+    seen = []
+    gradient = momentum.stochastic_gradient
+    monkeypatch.setattr(
+        momentum,
+        "stochastic_gradient",
+        lambda theta, Xb, yb: seen.append(theta.clone()) or gradient(theta, Xb, yb),
+    )
+    for form in (momentum.form_one, momentum.form_two):
+        seen.clear()
+        thetas = form(theta0, X, y, batches[:200])
+        assert torch.equal(torch.stack(seen), thetas[:-1]), form.__name__
+    # the two forms' iterates differ by rounding, so the check above tells them apart
+    assert not torch.equal(momentum.form_one(theta0, X, y, batches[:200]), thetas)
+
+
+def test_a_different_beta_gives_different_iterates():
+    """The agreement of the forms is not vacuous: Form II with another beta goes elsewhere."""
     X, y, batches = momentum.synthetic_data()
     theta0 = torch.zeros(momentum.FEATURES, dtype=momentum.DTYPE)
     one = momentum.form_one(theta0, X, y, batches[:200])
@@ -44,3 +63,14 @@ def test_closed_form_gradient_matches_autograd():
     momentum.objective(theta, X[batch], y[batch]).backward()
     closed = momentum.stochastic_gradient(theta.detach(), X[batch], y[batch])
     torch.testing.assert_close(closed, theta.grad, rtol=1e-12, atol=1e-15)
+
+
+def test_the_gap_between_the_forms_stays_at_rounding_level(steps):
+    summary = momentum.results(steps)
+    assert summary["max_gap_I_II_first_10_steps"] <= 1e-15
+    assert summary["max_gap_I_II_first_half"] == steps.gap_I_II.iloc[: len(steps) // 2].max()
+    # bounded: the second half adds less than a factor of 10 to the first half's gap
+    assert summary["max_gap_I_II_second_half"] < 10 * summary["max_gap_I_II_first_half"]
+    assert max(summary["max_gap_I_II_first_half"], summary["max_gap_I_II_second_half"]) == (
+        summary["max_gap_form_I_II"]
+    )

@@ -151,6 +151,9 @@ def results(comparison: pd.DataFrame, printed: dict[str, list]) -> dict:
         part = comparison[comparison.dtype == name]
         summary[f"max_abs_diff_{name}"] = float(part.max_abs_diff.max())
         summary[f"max_rel_diff_{name}"] = float(part.max_rel_diff.max())
+        summary[f"max_rel_diff_{name}_in_eps"] = float(
+            part.max_rel_diff.max() / torch.finfo(getattr(torch, name)).eps
+        )
     return summary
 
 
@@ -167,7 +170,9 @@ def _table(comparison: pd.DataFrame) -> pd.DataFrame:
 
 def _figure(comparison: pd.DataFrame, stem: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-    floor = 1e-18  # exact agreement is drawn at the bottom of the log axis
+    # exact agreement (a difference of 0) is drawn a decade below the smallest non-zero one
+    diffs = comparison[["max_abs_diff", "max_rel_diff"]].to_numpy()
+    floor = diffs[diffs > 0].min() / 10 if (diffs > 0).any() else 1e-18
     for ax, param in zip(axes, ("A", "b"), strict=True):
         for offset, (name, marker) in zip(
             (-0.15, 0.15), (("float32", "o"), ("float64", "s")), strict=True

@@ -146,6 +146,10 @@ def results(steps: pd.DataFrame) -> dict:
         "objective_initial": float(steps.objective_form_I.iloc[0]),
         "objective_final": float(steps.objective_form_I.iloc[-1]),
         "exact_zero_steps_I_II": int((steps.gap_I_II == 0).sum()),
+        # how the gap between the forms evolves: the first steps, the first and second half
+        "max_gap_I_II_first_10_steps": float(steps.gap_I_II.iloc[:11].max()),
+        "max_gap_I_II_first_half": float(steps.gap_I_II.iloc[: len(steps) // 2].max()),
+        "max_gap_I_II_second_half": float(steps.gap_I_II.iloc[len(steps) // 2 :].max()),
     }
 
 

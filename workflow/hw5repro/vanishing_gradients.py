@@ -167,6 +167,12 @@ def results(table: pd.DataFrame) -> dict:
         out[f"grad_b1_ratio_to_sigmoid_{key}"] = float(
             first.loc[name, "grad_b_norm"] / base.grad_b_norm
         )
+    # Layers from the small A_j up keep their gradients up to the change of sigma' that the
+    # smaller pre-activations bring (the range of their ratios to the sigmoid baseline).
+    by_layer = table.pivot(index="layer", columns="scenario", values="grad_b_norm")
+    small = next(name for name, key in keys.items() if key == "small_A")
+    above = (by_layer[small] / by_layer["sigmoid"])[by_layer.index >= PERTURBED_LAYER]
+    out["small_A_ratio_to_sigmoid_from_perturbed_layer"] = [float(above.min()), float(above.max())]
     sat = table[table.scenario.str.contains("saturated")]
     out["min_sigma_prime_saturated_layer"] = float(
         sat[sat.layer == PERTURBED_LAYER].min_sigma_prime.iloc[0]
