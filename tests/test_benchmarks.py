@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -464,7 +465,12 @@ def test_conv_bounds_of_the_committed_h100_probe():
 
 
 def test_readme_figures_regenerate_from_the_committed_gpu_csv(tmp_path):
-    csv = REPO / "benchmarks/results/gpu/2234255-first-run/paper_sweep_epochs.csv"
+    """The README's command for its figures, with the CSV it names."""
+    command = re.search(
+        r"python benchmarks/plot_gpu_records\.py --epochs (\S+) --out benchmarks/results/gpu/fig",
+        (REPO / "README.md").read_text(),
+    )
+    csv = REPO / command.group(1)
     written = plot_gpu_records.main(["--epochs", str(csv), "--out", str(tmp_path)])
     assert [p.name for p in written] == ["test_error.png", "kept_vs_replaced.png"]
     assert all(p.stat().st_size > 10_000 for p in written)

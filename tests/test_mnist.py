@@ -90,10 +90,17 @@ def test_subset_is_drawn_once_without_replacement(raw_dir):
     assert torch.allclose(counts / 6000, torch.tensor(TRAIN_LABEL_COUNTS) / 60000, atol=0.01)
 
 
-def test_gz_roundtrip_of_shared_copy(mnist_dir):
+def test_the_shared_gzipped_copy_reads_as_mnist(mnist_dir, tmp_path):
+    """fetch() stages the gzipped local copy and read_idx parses it: the test split's 10,000
+    labels, each digit about a tenth, and the raw file's bytes are the gzip's contents."""
+    raw = mnist.fetch(tmp_path / "raw", local_dir=mnist_dir)
+    labels_file = next(p for p in raw if p.name == "t10k-labels-idx1-ubyte")
+    labels = torch.from_numpy(mnist.read_idx(labels_file, ndim=1).copy())
+    assert labels.shape == (10_000,) and labels.dtype == torch.uint8
+    counts = torch.bincount(labels.long(), minlength=10)
+    assert len(counts) == 10 and 800 < counts.min() and counts.max() < 1200
     with gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz", "rb") as fh:
-        head = fh.read(8)
-    assert int.from_bytes(head[:4], "big") == 2049  # IDX magic of a label file
+        assert labels_file.read_bytes() == fh.read()
 
 
 @pytest.fixture

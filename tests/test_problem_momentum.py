@@ -71,6 +71,7 @@ def test_the_gap_between_the_forms_stays_at_rounding_level(steps):
     assert summary["max_gap_I_II_first_half"] == steps.gap_I_II.iloc[: len(steps) // 2].max()
     # bounded: the second half adds less than a factor of 10 to the first half's gap
     assert summary["max_gap_I_II_second_half"] < 10 * summary["max_gap_I_II_first_half"]
-    assert max(summary["max_gap_I_II_first_half"], summary["max_gap_I_II_second_half"]) == (
-        summary["max_gap_form_I_II"]
+    assert (
+        max(summary["max_gap_I_II_first_half"], summary["max_gap_I_II_second_half"])
+        == (summary["max_gap_form_I_II"])
     )
