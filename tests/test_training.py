@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import assert_same_metrics
+from hw5repro import device
 from hw5repro.device import DeviceError, resolve_device, resolve_precision
 from hw5repro.reference_training import seed_style_epoch
 from hw5repro.runset import build_model
@@ -248,6 +249,42 @@ def test_checkpoint_of_other_settings_is_set_aside_and_training_restarts(tmp_pat
     assert info["resumed_from_epoch"] == 2
 
 
+def test_an_unreadable_checkpoint_is_set_aside_and_training_restarts(tmp_path, caplog):
+    """A checkpoint cut short (an empty file, half a file) does not fail every retry: it is
+    renamed, kept byte for byte, and the run trains from epoch 0."""
+    data, ckpt = toy_data(), tmp_path / "ckpt.pt"
+    train(data, small_settings(epochs=2), seed=3, checkpoint=ckpt, progress=False)
+    whole = ckpt.read_bytes()
+    fresh, _, _ = train(data, small_settings(epochs=2), seed=3, progress=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    for broken in (b"", whole[: len(whole) // 2]):
+        ckpt.write_bytes(broken)
+        with caplog.at_level("WARNING"):
+            metrics, _, info = train(
+                data, small_settings(epochs=2), seed=3, checkpoint=ckpt, progress=False
+            )
+        assert info["resumed_from_epoch"] == 0 and strip(metrics) == strip(fresh)
+        assert "cannot be read" in caplog.text and "starts from epoch 0" in caplog.text
+        caplog.clear()
+    aside = sorted(tmp_path.glob("ckpt.pt.unreadable-*"))
+    assert sorted(p.read_bytes() for p in aside) == sorted([b"", whole[: len(whole) // 2]])
+
+
+def test_a_checkpoint_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, monkeypatch):
+    from hw5repro import checkpoint
+
+    events = []
+    fsync, replace = checkpoint.os.fsync, checkpoint.os.replace
+    monkeypatch.setattr(checkpoint.os, "fsync", lambda fd: events.append("fsync") or fsync(fd))
+    monkeypatch.setattr(
+        checkpoint.os, "replace", lambda a, b: events.append("replace") or replace(a, b)
+    )
+    checkpoint.save_atomic({"x": torch.ones(3)}, tmp_path / "c.pt")
+    assert events == ["fsync", "replace", "fsync"]  # the file, the rename, the folder
+    assert torch.equal(torch.load(tmp_path / "c.pt", weights_only=True)["x"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left
+
+
 def test_cuda_graphs_setting_on_the_cpu():
     _, _, info = train(
         toy_data(n=64), small_settings(epochs=1, cuda_graphs="auto"), seed=0, progress=False
@@ -372,6 +409,12 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
     assert job(_job_config(lr=0.01))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(conv_bias="gemm"))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(first_conv="triton"))["fingerprint"] != first["fingerprint"]
+    # the fingerprint names the settings as resolved on this device: auto is fp32 on a CPU ...
+    assert job(_job_config(precision="auto"))["fingerprint"] == first["fingerprint"]
+    # ... and a checkpoint of a device where auto meant bf16 does not resume here
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(device, "resolve_precision", lambda spec, dev: "bf16")
+        assert job(_job_config(precision="auto"))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(), run="labels_r1_s1")["fingerprint"] != first["fingerprint"]
     other_subset = job(_job_config(), data=DATA | {"seed": 1})
     assert other_subset["data"]["sha256"] != first["data"]["sha256"]

@@ -28,12 +28,22 @@ log = logging.getLogger(__name__)
 
 
 def save_atomic(obj, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename over ``path``."""
+    """torch.save to a temporary file in the same folder, flushed to the disk, then renamed over
+    ``path``: after a crash of the job or of the node, ``path`` is the old file or the new one,
+    never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself
+    finally:
+        os.close(folder)
 
 
 def fingerprint(run: str, settings: dict, data_sha256: str | None = None) -> str:
@@ -61,23 +71,41 @@ def save(path: str | Path, state: dict, fingerprint: str | None) -> None:
 
 def load(path: str | Path | None, fingerprint: str | None, desc: str = "run") -> dict | None:
     """The checkpoint's state (CPU tensors) if ``path`` exists and belongs to ``fingerprint``;
-    a checkpoint of something else is renamed to ``<name>.stale-<time>`` and ``None`` returned."""
+    a checkpoint of something else is renamed to ``<name>.stale-<time>``, one that cannot be
+    read (say, cut short by a full disk) to ``<name>.unreadable-<time>``, and ``None`` returned."""
     if path is None or not Path(path).exists():
         return None
     path = Path(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, empty or not a checkpoint: torch raises many kinds
+        first_line = (str(error).splitlines() or ["(no message)"])[0][:200]
+        why = f"cannot be read ({type(error).__name__}: {first_line})"
+        return _set_aside(path, "unreadable", why, desc)
     if state.get("fingerprint") == fingerprint:
         return state
-    stale = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%dT%H%M%S')}")
-    os.replace(path, stale)
+    why = (
+        f"was written for other settings or data (fingerprint {str(state.get('fingerprint'))[:12]}"
+        f", this job {str(fingerprint)[:12]})"
+    )
+    return _set_aside(path, "stale", why, desc)
+
+
+def _set_aside(path: Path, kind: str, why: str, desc: str) -> None:
+    """Rename a checkpoint that cannot be resumed to ``<name>.<kind>-<time>`` (nothing is
+    deleted), with a warning in the job's log."""
+    aside = path.with_name(f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}")
+    for n in range(1, 1000):  # never over an earlier one set aside in the same second
+        if not aside.exists():
+            break
+        aside = aside.with_name(f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{n}")
+    os.replace(path, aside)
     log.warning(
-        "%s: checkpoint %s was written for other settings or data (fingerprint %s, this job %s); "
-        "set aside as %s, training starts from epoch 0",
+        "%s: checkpoint %s %s; set aside as %s, training starts from epoch 0",
         desc,
         path,
-        str(state.get("fingerprint"))[:12],
-        str(fingerprint)[:12],
-        stale.name,
+        why,
+        aside.name,
     )
     return None
 

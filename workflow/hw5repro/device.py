@@ -102,6 +102,22 @@ def resolve_triton_settings(settings, device: torch.device):
     return replace(settings, **resolved)
 
 
+def resolve_settings(settings):
+    """``settings`` (:class:`hw5repro.training.Settings`) with every ``auto`` of a result setting
+    resolved for the device it names: what the run computes with. A checkpoint's fingerprint
+    names these values, so a run preempted where ``auto`` meant bf16 on CUDA does not go on in
+    fp32 on a node without bf16 or on a CPU. (Resolving again changes nothing.)"""
+    device = resolve_device(settings.device)
+    settings = resolve_triton_settings(settings, device)
+    return replace(
+        settings,
+        device=str(device),
+        precision=resolve_precision(settings.precision, device),
+        channels_last=resolve_channels_last(settings.channels_last, device),
+        cuda_graphs=resolve_cuda_graphs(settings.cuda_graphs, device, compiled=settings.compile),
+    )
+
+
 def _require_triton(what: str, instead: str) -> None:
     from .eval_kernels import triton_available
 

@@ -27,14 +27,7 @@ from tqdm import tqdm
 from . import checkpoint as checkpoints
 from .corruption import make_corrupted, to_float
 from .cpu_warning import warn_if_slow_on_cpu
-from .device import (
-    resolve_channels_last,
-    resolve_cuda_graphs,
-    resolve_device,
-    resolve_eval_overlap,
-    resolve_precision,
-    resolve_triton_settings,
-)
+from .device import resolve_cuda_graphs, resolve_eval_overlap, resolve_settings
 from .evaluation import EpochEvaluator, EpochResult
 from .first_conv import first_conv_used
 from .model import AlexNet, conv_bias_used
@@ -204,11 +197,9 @@ def train_runs(
     belongs to its fingerprint (else they are set aside), and write them every
     ``settings.checkpoint_every`` epochs and on SIGTERM (then :class:`Preempted` is raised).
     """
-    device = resolve_device(settings.device)
-    precision = resolve_precision(settings.precision, device)
-    channels_last = resolve_channels_last(settings.channels_last, device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    settings = resolve_triton_settings(settings, device)
+    configured, settings = settings, resolve_settings(settings)
+    device, precision = torch.device(settings.device), settings.precision
+    memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -220,7 +211,7 @@ def train_runs(
     k = len(datas)
     descs = descs or [f"run {i}" for i in range(k)]
     n_train, n_test = datas[0].train_x.shape[0], datas[0].test_x.shape[0]
-    warn_if_slow_on_cpu(settings, device, k * n_train, log, k * n_test)
+    warn_if_slow_on_cpu(configured, device, k * n_train, log, k * n_test)  # (device: auto)
     runs = make_runs(datas, settings, seeds, device, memory_format, autocast)
     saved = checkpoints.RunCheckpoints(
         checkpoint_paths or [None] * k, fingerprints or [None] * k, descs
@@ -267,7 +258,7 @@ def train_runs(
         # what rebuilds each run's network (``auto`` resolved for the device): AlexNet(**model)
         "model": model_settings(settings),
         "precision": precision,
-        "channels_last": channels_last,
+        "channels_last": settings.channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
         "conv_bias": conv_bias_used(runs.model, device),
         "first_conv": first_conv_used(runs.model, device),
@@ -373,12 +364,10 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
     settings = Settings.from_config(config)
     # Fused runs share one dropout stream: a run's result also depends on who it trains with.
     together = {"fused_with": names} if len(runs) > 1 else {}
+    # (the settings as resolved here: a checkpoint of another device's ``auto`` is set aside)
+    resolved = result_settings(resolve_settings(settings))
     identities = [
-        checkpoints.fingerprint(
-            run.name,
-            result_settings(settings) | together,
-            digest,
-        )
+        checkpoints.fingerprint(run.name, resolved | together, digest)
         for run, digest in zip(runs, digests, strict=True)
     ]
     metrics, models, info = train_runs(
