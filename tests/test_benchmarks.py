@@ -472,8 +472,17 @@ def test_readme_figures_regenerate_from_the_committed_gpu_csv(tmp_path):
     )
     csv = REPO / command.group(1)
     written = plot_gpu_records.main(["--epochs", str(csv), "--out", str(tmp_path)])
+    # the committed records split by replaced labels: that split, under its own name
     assert [p.name for p in written] == ["test_error.png", "kept_vs_replaced.png"]
     assert all(p.stat().st_size > 10_000 for p in written)
+    # a record of today's workflow (its columns; the values are only to draw) splits clean and
+    # mislabelled examples
+    renamed = pd.read_csv(csv).rename(
+        columns={"train_acc_kept": "train_acc_clean", "train_acc_replaced": "train_acc_mislabelled"}
+    )
+    renamed.to_csv(tmp_path / "now.csv", index=False)
+    now = plot_gpu_records.main(["--epochs", str(tmp_path / "now.csv"), "--out", str(tmp_path)])
+    assert [p.name for p in now] == ["test_error.png", "clean_vs_mislabelled.png"]
     study = plot_gpu_records.main(
         ["--epochs", str(csv), "--out", str(tmp_path), "--figures", "zhang_figure1"]
     )

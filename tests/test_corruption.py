@@ -5,7 +5,7 @@ import torch
 
 from hw5repro import mnist
 from hw5repro.corruption import make_corrupted, noisy_labels, to_float
-from hw5repro.experiment import Run, runs_from_config
+from hw5repro.experiment import LABEL_NOISE, Run, runs_from_config, stream_seed
 
 N = 6000
 
@@ -20,12 +20,19 @@ def subset(tmp_path_factory, mnist_dir):
 @pytest.mark.parametrize("ratio", [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
 def test_label_noise_replaces_exactly_round_r_n(subset, ratio):
     artifact = make_corrupted(subset, Run("labels", ratio, 0))
-    true, labels, replaced = subset["train_y"], artifact["labels"], artifact["replaced"]
-    assert int(replaced.sum()) == round(ratio * N)
+    true, labels, wrong = subset["train_y"], artifact["labels"], artifact["mislabelled"]
+    # the mask is exactly the examples whose label is not their class
+    assert torch.equal(wrong, labels != true)
+    # exactly round(r N) examples get a uniform draw: the same draws as noisy_labels makes
+    replaced = torch.zeros(N, dtype=torch.bool)
+    generator = torch.Generator().manual_seed(stream_seed(0, LABEL_NOISE))
+    replaced[torch.randperm(N, generator=generator)[: round(ratio * N)]] = True
     assert torch.equal(labels[~replaced], true[~replaced])  # untouched elsewhere
-    changed = int((labels != true).sum())
+    assert bool((replaced | ~wrong).all())  # only replaced labels are wrong
     # replacements are uniform over 10 classes: about 90% of them change the label
+    changed = int(wrong.sum())
     assert changed == pytest.approx(0.9 * ratio * N, abs=4 * (0.09 * ratio * N) ** 0.5 + 1)
+    assert int((replaced & ~wrong).sum()) == round(ratio * N) - changed  # drew their own class
     if ratio == 1.0:
         counts = torch.bincount(labels, minlength=10).float() / N
         assert torch.allclose(counts, torch.full((10,), 0.1), atol=0.015)
@@ -65,7 +72,7 @@ def test_shuffled_pixels_one_permutation_for_train_and_test(subset):
     x, tx = to_float(subset["train_x"]).flatten(1), to_float(subset["test_x"]).flatten(1)
     assert torch.equal(art["train_x"].flatten(1), x[:, perm])
     assert torch.equal(art["test_x"].flatten(1), tx[:, perm])
-    assert torch.equal(art["labels"], subset["train_y"]) and not art["replaced"].any()
+    assert torch.equal(art["labels"], subset["train_y"]) and not art["mislabelled"].any()
 
 
 def test_random_pixels_permute_each_image_independently(subset):

@@ -27,8 +27,8 @@ def epochs():
             "epoch": epoch,
             "train_loss": 2.3 - epoch * (1 - run.ratio) / 10,
             "train_acc": min(1.0, 0.1 + epoch * (1 - run.ratio / 2) / 5),
-            "train_acc_kept": 0.5,
-            "train_acc_replaced": 0.2,
+            "train_acc_clean": 0.5,
+            "train_acc_mislabelled": 0.2,
         }
         for run in runs
         for epoch in range(1, 5)
@@ -44,14 +44,14 @@ def captured(monkeypatch):
     return saved
 
 
-@pytest.mark.parametrize("plot", ["curves", "kept_vs_replaced"])
+@pytest.mark.parametrize("plot", ["curves", "clean_vs_mislabelled"])
 def test_label_noise_legend_sorted_on_a_sequential_palette(epochs, monkeypatch, tmp_path, plot):
     saved = captured(monkeypatch)
     if plot == "curves":  # Figure 4 (b)
         figures._curves(epochs, "train_acc", "training accuracy", tmp_path / "b", "(b)")
         expected = RATIOS
     else:
-        figures._kept_vs_replaced(epochs, tmp_path / "h")
+        figures.accuracy_split(epochs, tmp_path / "h")
         expected = RATIOS[1:-1]
     legend = saved[0].axes[0].get_legend()
     entries = [
@@ -254,7 +254,7 @@ def test_zhang_figure1_one_seed_draws_lines_without_bands(monkeypatch, tmp_path)
 
 def test_figures_job_writes_every_figure(tmp_path):
     epochs, final = zhang_tables()
-    epochs = epochs.assign(train_acc=0.5, train_acc_kept=0.6, train_acc_replaced=0.3)
+    epochs = epochs.assign(train_acc=0.5, train_acc_clean=0.6, train_acc_mislabelled=0.3)
     final = final.assign(
         run_id=[
             Run(co, r, s).name

@@ -161,5 +161,5 @@ def test_fused_runs_train_through_the_epilogues_as_through_pytorchs_passes(
     # one fused step: six ReLU gradients (two of them pooled), each over both runs' channels
     assert calls == {"relu_grad": 6, "pool_grad": 2}
     for a, b in zip(plain, ours, strict=True):
-        _close(a, b)  # (rel 1e-4, abs 1e-5; run 0 replaced no label: its accuracy on them is NaN)
+        _close(a, b)  # (rel 1e-4, abs 1e-5; run 0 has no wrong label: its accuracy on them is NaN)
     assert all(m.features.triton_epilogues for m in models)  # each run's own network, as built

@@ -32,15 +32,15 @@ from hw5repro.training import (
 TIMING = {"epoch_seconds", "eval_seconds"}
 
 
-def toy_data(n=256, n_test=128, seed=0, replaced_fraction=0.5):
+def toy_data(n=256, n_test=128, seed=0, mislabelled_fraction=0.5):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 1, 28, 28, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
-    replaced = torch.zeros(n, dtype=torch.bool)
-    replaced[: int(n * replaced_fraction)] = True
+    mislabelled = torch.zeros(n, dtype=torch.bool)
+    mislabelled[: int(n * mislabelled_fraction)] = True
     tx = torch.rand(n_test, 1, 28, 28, generator=g)
     ty = torch.randint(0, 10, (n_test,), generator=g)
-    return RunData(x, y, replaced, tx, ty)
+    return RunData(x, y, mislabelled, tx, ty)
 
 
 def small_settings(**kw):
@@ -94,14 +94,14 @@ def test_fast_loop_equals_seed_style_loop_in_float32():
 
 
 def test_train_records_every_metric_and_learns():
-    data = toy_data(n=128, replaced_fraction=0.0)
+    data = toy_data(n=128, mislabelled_fraction=0.0)
     metrics, model, info = train(
         data, small_settings(epochs=10, lr=0.1, dropout=0.0), seed=0, progress=False
     )
     assert [row["epoch"] for row in metrics] == list(range(1, 11))
     assert set(metrics[0]) == set(METRIC_COLUMNS)
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
-    assert math.isnan(metrics[0]["train_acc_replaced"])  # no replaced labels in this run
+    assert math.isnan(metrics[0]["train_acc_mislabelled"])  # no wrong labels in this run
     assert info["device"] == "cpu" and info["precision"] == "fp32"
 
 

@@ -2,7 +2,9 @@
 (deterministic, a fraction of a second; ``RunData.of_run``, whose digest the checkpoints name).
 
 Label noise at ratio r: exactly round(r * N) training examples, chosen with a fixed seed, get a
-label drawn uniformly from the 10 classes (so about 0.9 * r of the labels actually change). For
+label drawn uniformly from the 10 classes (Zhang et al.), so about 0.9 * r of the labels actually
+change; the run's ``mislabelled`` mask marks those, the examples whose label is no longer their
+class (a draw that hit the true class leaves a clean example). For
 one seed the chosen examples and their random labels come from one stream that does not depend on
 r, so the corrupted set at a smaller ratio is contained in the one at a larger ratio. Input
 corruptions keep the true labels. Test labels are never changed.
@@ -25,8 +27,9 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 def noisy_labels(
     labels: torch.Tensor, ratio: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Labels with round(ratio * N) entries replaced by uniform draws, and the mask of replaced
-    entries (a replaced entry may by chance equal its true label)."""
+    """Labels with round(ratio * N) entries replaced by uniform draws, and the mask of the
+    mislabelled entries: those whose new label differs from the true one (a replaced entry may
+    by chance draw its true label, and is then clean)."""
     n = labels.shape[0]
     generator = torch.Generator().manual_seed(stream_seed(seed, LABEL_NOISE))
     order = torch.randperm(n, generator=generator)
@@ -34,9 +37,7 @@ def noisy_labels(
     chosen = order[: round(ratio * n)]
     noisy = labels.clone()
     noisy[chosen] = draws[chosen]
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[chosen] = True
-    return noisy, mask
+    return noisy, noisy != labels
 
 
 def corrupt_inputs(kind: str, train_x: torch.Tensor, test_x: torch.Tensor, seed: int) -> dict:
@@ -62,7 +63,7 @@ def corrupt_inputs(kind: str, train_x: torch.Tensor, test_x: torch.Tensor, seed:
 
 
 def make_corrupted(subset: dict, run: Run) -> dict:
-    """The artifact for one run: labels, which of them were replaced, and (for input
+    """The artifact for one run: labels, which of them are wrong (mislabelled), and (for input
     corruptions) the corrupted inputs. ``None`` means "use the clean subset's tensor"."""
     y_true = subset["train_y"]
     if run.corruption == LABEL_NOISE:
@@ -73,4 +74,4 @@ def make_corrupted(subset: dict, run: Run) -> dict:
         inputs = corrupt_inputs(
             run.corruption, to_float(subset["train_x"]), to_float(subset["test_x"]), run.seed
         )
-    return {"run": run.name, "labels": labels, "replaced": mask, **inputs}
+    return {"run": run.name, "labels": labels, "mislabelled": mask, **inputs}

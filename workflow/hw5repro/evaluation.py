@@ -47,9 +47,10 @@ def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torc
     return loss_sum, correct
 
 
-def epoch_values(losses, n, batch_size, correct, replaced, test) -> torch.Tensor:
-    """(K, 6): train loss, train acc, acc on kept labels, acc on replaced labels, test loss and
-    test acc (NaN when the test set was not evaluated) for ``correct``/``replaced`` (K, N)."""
+def epoch_values(losses, n, batch_size, correct, mislabelled, test) -> torch.Tensor:
+    """(K, 6): train loss, train acc, acc on the clean examples, acc on the mislabelled ones (on
+    their training labels), test loss and test acc (NaN when the test set was not evaluated) for
+    ``correct``/``mislabelled`` (K, N)."""
 
     def share(mask):  # accuracy on the examples of ``mask``; NaN where a run has none
         count = mask.sum(1)
@@ -58,8 +59,8 @@ def epoch_values(losses, n, batch_size, correct, replaced, test) -> torch.Tensor
     values = [
         mean_loss(losses, n, batch_size).reshape(-1),
         correct.float().mean(1),
-        share(~replaced),
-        share(replaced),
+        share(~mislabelled),
+        share(mislabelled),
     ]
     if test is None:
         values += [torch.full_like(values[0], float("nan"))] * 2
@@ -89,7 +90,7 @@ def evaluate_runs(runs, losses: torch.Tensor, with_test: bool) -> torch.Tensor:
             test_correct.append(right.float().mean())
     test = (torch.stack(test_loss), torch.stack(test_correct)) if with_test else None
     return epoch_values(
-        losses, runs.n, runs.settings.batch_size, torch.stack(correct), runs.replaced, test
+        losses, runs.n, runs.settings.batch_size, torch.stack(correct), runs.mislabelled, test
     )
 
 

@@ -11,6 +11,6 @@ FIGURES = (
     "test_error",
     "time_to_fit",
     "generalisation_gap",
-    "kept_vs_replaced",
+    "clean_vs_mislabelled",
     "zhang_figure1",
 )

@@ -8,6 +8,7 @@ and a band of +-1 sd; points show mean +- sd.
 from __future__ import annotations
 
 import multiprocessing
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -224,7 +225,25 @@ def _generalisation_gap(final: pd.DataFrame, stem: Path) -> None:
     save_figure(fig, stem)
 
 
-def _kept_vs_replaced(epochs: pd.DataFrame, stem: Path) -> None:
+@dataclass(frozen=True)
+class AccuracySplit:
+    """Two per-epoch training-accuracy columns that split a run's examples, their legend labels
+    and the figure's title."""
+
+    columns: dict[str, str]
+    title: str
+
+
+#: Arpit et al.'s split: the examples whose label is their class, and those whose label is wrong.
+CLEAN_VS_MISLABELLED = AccuracySplit(
+    {"train_acc_clean": "clean labels", "train_acc_mislabelled": "wrong labels"},
+    "(h) clean examples are fitted before mislabelled ones",
+)
+
+
+def accuracy_split(
+    epochs: pd.DataFrame, stem: Path, split: AccuracySplit = CLEAN_VS_MISLABELLED
+) -> None:
     partial = epochs[(epochs.corruption == LABEL_NOISE) & (epochs.ratio > 0) & (epochs.ratio < 1)]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     if partial.empty:
@@ -238,13 +257,11 @@ def _kept_vs_replaced(epochs: pd.DataFrame, stem: Path) -> None:
     else:
         long = _ratio_label(partial).melt(
             id_vars=["label noise", "epoch", "seed"],
-            value_vars=["train_acc_kept", "train_acc_replaced"],
+            value_vars=list(split.columns),
             var_name="examples",
             value_name="accuracy",
         )
-        long["examples"] = long["examples"].map(
-            {"train_acc_kept": "labels kept", "train_acc_replaced": "labels replaced"}
-        )
+        long["examples"] = long["examples"].map(split.columns)
         order, palette = ratio_hues(partial["ratio"])
         sns.lineplot(
             data=long,
@@ -262,7 +279,7 @@ def _kept_vs_replaced(epochs: pd.DataFrame, stem: Path) -> None:
         xlabel="epoch",
         ylabel="training accuracy on the subset",
         ylim=(0, 1.02),
-        title="(h) clean examples are fitted before noisy ones",
+        title=split.title,
     )
     save_figure(fig, stem)
 
@@ -405,7 +422,7 @@ def _drawings(epochs, final, summary, threshold: float, out: Path) -> list[parti
         ),
         partial(_time_to_fit, final, summary, threshold, out / "time_to_fit"),
         partial(_generalisation_gap, final, out / "generalisation_gap"),
-        partial(_kept_vs_replaced, epochs, out / "kept_vs_replaced"),
+        partial(accuracy_split, epochs, out / "clean_vs_mislabelled"),
     ]
 
 

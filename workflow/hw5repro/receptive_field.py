@@ -12,8 +12,9 @@ The rule is verified on the real shapes (3x224x224, 64 and 128 channels) in two 
 - gradient support: with positive random weights and biases (every weight nonzero), every ReLU is
   active and no sum can cancel, so the nonzero entries of d y_p[k,i,j] / d x are exactly the
   inputs connected to y_p[k,i,j]. A max-pool routes its gradient only to the argmax of each
-  window, which would show one path rather than the region, so the pools are replaced by average
-  pools of the same window and stride (same connectivity, nonzero gradient to every window entry);
+  window (one per channel), which reaches only part of the region, so the pools are replaced by
+  average pools of the same window and stride (same connectivity, nonzero gradient to every
+  window entry);
 - perturbation with the real max-pools: redrawing every input outside the region leaves
   y_p[:, i, j] bit for bit unchanged.
 """

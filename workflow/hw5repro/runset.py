@@ -70,7 +70,7 @@ class SingleRun:
         self.train_x = data.train_x.to(device, memory_format=memory_format)
         self.test_x = data.test_x.to(device, memory_format=memory_format)
         self.train_y, self.test_y = data.train_y.to(device), data.test_y.to(device)
-        self.replaced = data.replaced.to(device).unsqueeze(0)
+        self.mislabelled = data.mislabelled.to(device).unsqueeze(0)
         self.n = self.train_x.shape[0]
 
     def loss(self, model):
@@ -122,10 +122,10 @@ class FusedRuns:
             return torch.stack([getattr(d, name) for d in datas]).to(device)
 
         self.train_x, self.test_x = stack("train_x").squeeze(2), stack("test_x").squeeze(2)
-        self.train_y, self.test_y, self.replaced = (
+        self.train_y, self.test_y, self.mislabelled = (
             stack("train_y"),
             stack("test_y"),
-            stack("replaced"),
+            stack("mislabelled"),
         )
         self.n = self.train_x.shape[1]
 

@@ -48,8 +48,8 @@ METRIC_COLUMNS = [
     "epoch",
     "train_loss",
     "train_acc",
-    "train_acc_kept",
-    "train_acc_replaced",
+    "train_acc_clean",
+    "train_acc_mislabelled",
     "test_loss",
     "test_acc",
     "epoch_seconds",
@@ -109,7 +109,7 @@ class RunData:
 
     train_x: torch.Tensor
     train_y: torch.Tensor
-    replaced: torch.Tensor
+    mislabelled: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
 
@@ -120,7 +120,7 @@ class RunData:
         return cls(
             train_x=to_float(subset["train_x"]) if train_x is None else train_x,
             train_y=corrupted["labels"],
-            replaced=corrupted["replaced"],
+            mislabelled=corrupted["mislabelled"],
             test_x=to_float(subset["test_x"]) if test_x is None else test_x,
             test_y=subset["test_y"],
         )
@@ -134,7 +134,7 @@ class RunData:
     def digest(self) -> str:
         """SHA-256 of every tensor's bytes: what a checkpoint's fingerprint names as its data."""
         h = hashlib.sha256()
-        for name in ("train_x", "train_y", "replaced", "test_x", "test_y"):
+        for name in ("train_x", "train_y", "mislabelled", "test_x", "test_y"):
             tensor = getattr(self, name).contiguous()
             h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
             h.update(tensor.view(torch.uint8).numpy().tobytes())
@@ -274,7 +274,7 @@ def train_runs(
 
 def _metrics_row(result: EpochResult, values: list[float], desc: str) -> dict:
     """One run's metrics of one evaluated epoch; a non-finite training loss stops training."""
-    loss, acc, acc_kept, acc_replaced, test_loss, test_acc = values
+    loss, acc, acc_clean, acc_mislabelled, test_loss, test_acc = values
     epoch = result.epoch + 1
     if not math.isfinite(loss):
         raise TrainingError(
@@ -295,8 +295,8 @@ def _metrics_row(result: EpochResult, values: list[float], desc: str) -> dict:
         "epoch": epoch,
         "train_loss": loss,
         "train_acc": acc,
-        "train_acc_kept": acc_kept,
-        "train_acc_replaced": acc_replaced,
+        "train_acc_clean": acc_clean,
+        "train_acc_mislabelled": acc_mislabelled,
         "test_loss": test_loss,
         "test_acc": test_acc,
         "epoch_seconds": result.train_seconds,
