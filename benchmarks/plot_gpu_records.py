@@ -42,7 +42,7 @@ KEPT_VS_REPLACED = AccuracySplit(
         "train_acc_kept": "labels kept",
         "train_acc_replaced": "labels replaced (1 in 10 by the true one)",
     },
-    "(h) kept labels are fitted before replaced ones",
+    "(h) training accuracy: kept vs replaced labels",
 )
 
 

@@ -8,6 +8,7 @@ from hw5repro.markup import (
     escape_tex,
     inline_html,
     inline_latex,
+    math_to_mathml,
     to_html,
     to_latex,
 )
@@ -80,3 +81,19 @@ def test_unmatched_dollar_is_text():
 def test_bad_math_is_reported():
     with pytest.raises(MarkupError, match="frac"):
         to_html(r"$\frac{1}{$ and more")
+
+
+def test_aligned_equations_become_a_table_of_rows():
+    """latex2mathml lays out split, not aligned: an aligned block must not lose its rows."""
+    mathml = math_to_mathml(r"\begin{aligned} a &= b + c \\ &= d \end{aligned}", display=True)
+    assert mathml.count("<mtr>") == 2 and "<mi>&</mi>" not in mathml
+    with pytest.raises(MarkupError, match="alignment &"):
+        math_to_mathml("a &= b")
+    assert "<mi>&#x00026;</mi>" in math_to_mathml(r"a \& b")  # an escaped & is a symbol
+
+
+def test_one_letter_mathrm_stays_upright():
+    """d y_l is the differential of y_l, not a product of two variables d and y_l."""
+    mathml = math_to_mathml(r"\mathrm{d}y + \theta^{\mathrm{I}} + \theta^{\mathrm{II}}")
+    assert mathml.count("<mtext>") == 2 and '<mi mathvariant="normal">I</mi>' in mathml
+    assert "<mi>&#x00064;</mi>" not in mathml  # no italic d

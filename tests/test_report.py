@@ -154,6 +154,10 @@ def provenance_facts(root: Path) -> dict:
                 "device_name": NASTY,
                 "precision": "bf16",
                 "cuda_graphs": True,
+                "torch": "2.11.0+cu130",
+                "cuda": "13.0",
+                "cudnn": 91002,
+                "triton": "3.5.0",
                 "parameters": 1234567,
                 "wall_seconds": 130.0,
                 "train_seconds": 120.0,
@@ -314,9 +318,11 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
             "device_name": NASTY,
             "precision": "bf16",
             "step": "CUDA graph",
+            "software": "torch 2.11.0+cu130, CUDA 13.0, cuDNN 91002, Triton 3.5.0",
             "runs": 1,
         }
     ]
+    assert facts_["runs"][0]["cudnn"] == 91002
     assert facts_["rules"] == [
         {"rule": "fetch_mnist", "jobs": 1, "total_s": 2.25, "max_s": 2.25},
         {"rule": "train", "jobs": 2, "total_s": 260.0, "max_s": 131.5},

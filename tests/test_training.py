@@ -404,6 +404,9 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
         "first_conv": "torch",
     }
     assert (first["settings"]["conv_bias"], first["settings"]["first_conv"]) == ("auto", "auto")
+    # the software that computed it: torch here; CUDA, cuDNN and Triton only on CUDA
+    assert first["torch"] == torch.__version__
+    assert (first["cuda"], first["cudnn"], first["triton"]) == (None, None, None)
     same_result = job(_job_config(checkpoint_every=5, eval_batch_size=7))
     assert same_result["fingerprint"] == first["fingerprint"]
     assert job(_job_config(lr=0.01))["fingerprint"] != first["fingerprint"]

@@ -136,6 +136,25 @@ def _cuda_only(key: str, spec, device: torch.device, why: str) -> bool:
     return bool(spec)
 
 
+def software(device: torch.device) -> dict[str, str | None]:
+    """The versions of what computes a run on ``device`` beside the hardware: PyTorch, and on
+    CUDA its CUDA runtime, cuDNN (whose autotuned algorithms the runs use) and Triton (the
+    kernels of conv_bias and first_conv: triton); None where it does not apply."""
+    from importlib import metadata
+
+    on_cuda = device.type == "cuda"
+    try:
+        triton = metadata.version("triton") if on_cuda else None
+    except metadata.PackageNotFoundError:
+        triton = None
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if on_cuda else None,
+        "cudnn": torch.backends.cudnn.version() if on_cuda else None,
+        "triton": triton,
+    }
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -177,20 +177,47 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
     kinds = plotted[plotted.kind != "partial_labels"].copy()
     kinds["kind"] = kinds["kind"].map(KIND_LABELS)
     order = [KIND_LABELS[k] for k in KIND_LABELS if KIND_LABELS[k] in set(kinds["kind"])]
-    sns.barplot(data=kinds, y="kind", x="shown", order=order, errorbar="sd", ax=right, color="C0")
+    # bars: mean +- sd of the runs that fitted; a run that never did is a cross at the right end
+    if kinds.fitted.any():
+        sns.barplot(
+            data=kinds[kinds.fitted],
+            y="kind",
+            x="shown",
+            order=order,
+            errorbar="sd",
+            ax=right,
+            color="C0",
+        )
+    missed = kinds[~kinds.fitted]
+    if len(missed):
+        right.scatter(
+            missed["shown"],
+            [order.index(kind) for kind in missed["kind"]],
+            marker="x",
+            color="C3",
+            s=60,
+            zorder=3,
+            label=f"not reached in {never - 1} epochs",
+        )
+        right.legend(fontsize="small", loc="lower right")
     for i, kind in enumerate(order):
         rows = kinds[kinds.kind == kind]
-        fitted = int(rows.fitted.sum())
         right.text(
             never * 0.02,
             i,
-            f"{fitted}/{len(rows)} fitted",
+            f"{int(rows.fitted.sum())}/{len(rows)} fitted",
             va="center",
-            color="white",
             fontsize="small",
+            bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0},
         )
-    right.axvline(never, color="C3", linestyle=":", label="not fitted")
-    right.set(xlabel=f"epochs to {threshold:.0%} train acc.", ylabel="", title="by corruption")
+    right.set_yticks(range(len(order)), order)
+    right.set(
+        xlim=(0, never * 1.05),
+        ylim=(len(order) - 0.5, -0.5),
+        xlabel=f"epochs to {threshold:.0%} train acc.",
+        ylabel="",
+        title="by corruption",
+    )
     save_figure(fig, stem)
 
 
@@ -237,7 +264,7 @@ class AccuracySplit:
 #: Arpit et al.'s split: the examples whose label is their class, and those whose label is wrong.
 CLEAN_VS_MISLABELLED = AccuracySplit(
     {"train_acc_clean": "clean labels", "train_acc_mislabelled": "wrong labels"},
-    "(h) clean examples are fitted before mislabelled ones",
+    "(h) training accuracy: clean vs mislabelled examples",
 )
 
 

@@ -66,11 +66,30 @@ def escape_markup(text: object) -> str:
     return MARKUP_SPECIALS.sub(r"\\\1", str(text))
 
 
+#: What latex2mathml does not render as LaTeX does, rewritten before converting: an ``aligned``
+#: environment (its ``&`` would come out as text and its lines run together; ``split`` gives the
+#: same table) and a one-letter ``\mathrm`` (it would come out italic: d y reads as a product).
+_MATHML_REWRITES = (
+    (re.compile(r"\\(begin|end)\{aligned\}"), r"\\\1{split}"),
+    (re.compile(r"\\mathrm\{([A-Za-z])\}"), r"\\text{\1}"),
+)
+_STRAY_AMPERSAND = re.compile(r"<m[ion]>&(amp;)?</m[ion]>")
+
+
 def math_to_mathml(latex: str, display: bool = False) -> str:
+    source = latex.strip()
+    for pattern, replacement in _MATHML_REWRITES:
+        source = pattern.sub(replacement, source)
     try:
-        return _latex_to_mathml(latex.strip(), display="block" if display else "inline")
+        mathml = _latex_to_mathml(source, display="block" if display else "inline")
     except Exception as err:  # latex2mathml raises a zoo of exception types
         raise MarkupError(f"cannot convert math to MathML: {latex!r}: {err}") from err
+    if _STRAY_AMPERSAND.search(mathml):
+        raise MarkupError(
+            f"cannot convert math to MathML: {latex!r}: an alignment & outside an environment "
+            "that latex2mathml lays out as a table (use aligned or split)"
+        )
+    return mathml
 
 
 class _Format:

@@ -39,6 +39,10 @@ RUN_KEYS = [
     "first_conv",
     "triton_eval",
     "runs_fused",
+    "torch",
+    "cuda",
+    "cudnn",
+    "triton",
     "parameters",
     "wall_seconds",
     "train_seconds",
@@ -126,8 +130,15 @@ def per_rule(jobs: Sequence[dict]) -> list[dict]:
     ]
 
 
+def software_line(run: dict) -> str:
+    """'torch 2.11.0, CUDA 13.0, cuDNN 91002, Triton 3.5.0' from a run's record (what it has)."""
+    names = {"torch": "torch", "cuda": "CUDA", "cudnn": "cuDNN", "triton": "Triton"}
+    return ", ".join(f"{name} {run[key]}" for key, name in names.items() if run.get(key))
+
+
 def devices(runs: Sequence[dict]) -> list[dict]:
-    """Distinct (device, device name, precision, training step) with the number of runs on each."""
+    """Distinct (device, device name, precision, training step, software) with the number of
+    runs on each."""
     seen: dict[tuple, int] = {}
     for run in runs:
         step = "CUDA graph" if run.get("cuda_graphs") else "eager"
@@ -142,11 +153,11 @@ def devices(runs: Sequence[dict]) -> list[dict]:
             step += ", Triton evaluation epilogues"
         if (run.get("runs_fused") or 1) > 1:
             step += f", {run['runs_fused']} runs fused"
-        key = (run["device"], run["device_name"], run["precision"], step)
+        key = (run["device"], run["device_name"], run["precision"], step, software_line(run))
         seen[key] = seen.get(key, 0) + 1
     return [
-        {"device": d, "device_name": n, "precision": p, "step": s, "runs": k}
-        for (d, n, p, s), k in seen.items()
+        {"device": d, "device_name": n, "precision": p, "step": s, "software": v, "runs": k}
+        for (d, n, p, s, v), k in seen.items()
     ]
 
 

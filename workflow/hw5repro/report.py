@@ -175,10 +175,11 @@ def listing(value) -> str:
     return str(value)
 
 
-def cell(value, decimals: int | None = None) -> tuple[str, bool]:
-    """A table cell as (text, is_numeric); ``decimals`` fixes the digits of a float column."""
+def cell(value, decimals: int | None = None) -> tuple[str, bool | None]:
+    """A table cell as (text, is_numeric); ``decimals`` fixes the digits of a float column. A
+    missing value is "–", aligned as its column (is_numeric None)."""
     if _missing(value):
-        return "–", True
+        return "–", None
     if isinstance(value, bool):
         return str(value), False
     if isinstance(value, numbers.Integral):
@@ -231,11 +232,16 @@ def read_table(spec: dict, root: Path) -> dict:
     else:
         header = [str(c) for c in frame.columns]
     digits = [column_decimals(frame[c]) for c in frame.columns]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     rows = [
-        [cell(v, d) for v, d in zip(record, digits, strict=True)]
+        [
+            (text, column_numeric if is_numeric is None else is_numeric)
+            for (text, is_numeric), column_numeric in zip(
+                (cell(v, d) for v, d in zip(record, digits, strict=True)), numeric, strict=True
+            )
+        ]
         for record in frame.itertuples(index=False, name=None)
     ]
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     return {"header": header, "rows": rows, "align": "".join("r" if n else "l" for n in numeric)}
 
 

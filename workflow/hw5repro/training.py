@@ -349,7 +349,7 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
 
     import pandas as pd
 
-    from .device import device_name
+    from .device import device_name, software
     from .experiment import Run
     from .mnist import make_subset
     from .model import count_parameters
@@ -384,7 +384,7 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
         "job_runs": names,
         "settings": result_settings(settings),
         "device_name": device_name(device),
-        "torch": torch.__version__,
+        **software(device),  # torch, and on CUDA the CUDA, cuDNN and Triton versions
         "python": platform.python_version(),
         "scheduler": {
             key: os.environ[key]
