@@ -13,9 +13,10 @@
 # Here, once:   bash benchmarks/prepare_device.sh        (MNIST -> .mnist, wheels -> .whl)
 # Device tool:  run  command "bash benchmarks/gpu_check.sh"  carry [".mnist", ".whl"]  timeout_s 600
 #               (STAGES="tests throughput smoke" for a 2-minute check of the set-up;
-#                STAGES="tests throughput workflow_fused": the workflow with the six runs fused
-#                in one job, then STAGES="workflow workflow_mps" on the same warm machine: the
-#                six jobs by time slices, and at once under NVIDIA's Multi-Process Service;
+#                STAGES="tests workflow_mps workflow": the six jobs at once under NVIDIA's
+#                Multi-Process Service, then by time slices, then STAGES=workflow_fused on the
+#                same warm machine: the six runs fused in one job (benchmarks/results/gpu/README.md,
+#                "Next GPU calls");
 #                STAGES=zhang, a call of its own: Zhang's whole study, config/zhang.yaml;
 #                STAGES="tests throughput probe sweep zhang": issue 10's sweep and issue 12's
 #                fused numbers in one call, the study in the time left, with a partial record)
@@ -70,11 +71,14 @@ printf 'data:\n  local_dir: %s\n' "$REPO/.mnist" >/tmp/local-mnist.yaml
 # The workflow and the sweep run the configuration's defaults (conv_bias and first_conv: auto,
 # the Triton forms on CUDA), as the README's command does; CONV_BIAS=<form>,
 # FIRST_CONV=torch|triton and TRITON_EVAL=true|false override them (the overlay /tmp/chosen.yaml)
+# On the GPU machine training must run on CUDA: device cuda fails a job at once where auto would
+# fall back to the CPU (say, a broken MPS server) and spend the stage's whole limit there.
 {
   echo "training:"
   echo "  conv_bias: ${CONV_BIAS:-auto}"
   echo "  first_conv: ${FIRST_CONV:-auto}"
   echo "  triton_eval: ${TRITON_EVAL:-auto}"
+  [ -z "${GPU_CHECK_ON_CPU:-}" ] && echo "  device: cuda"
 } >/tmp/chosen.yaml
 
 # The workflow stages start from an empty results/ and .snakemake/: a checkout's own (a user who
@@ -88,13 +92,19 @@ done
 
 declare -A STATUS
 BUDGET="${GPU_CHECK_BUDGET:-570}"  # seconds for the whole check (the device tool allows 600)
-stage() {  # stage NAME SECONDS COMMAND: run with a time limit, record pass/fail and duration
-  local name=$1 limit=$2 start=$SECONDS
+stage() {  # stage NAME SECONDS COMMAND [MIN]: run with a time limit (cut to the budget left),
+  # record pass/fail and duration; not run when less than MIN seconds (default 10) are left, as
+  # a paper-scale workflow cut short would only fail
+  local name=$1 limit=$2 start=$SECONDS minimum=${4:-10}
   local left=$((BUDGET - SECONDS - 5))
   ((left < limit)) && limit=$left
-  ((limit < 10)) && { STATUS[$name]="not run: no time left"; echo "== $name: ${STATUS[$name]}"; return; }
+  ((limit < minimum)) && {
+    STATUS[$name]="not run: ${limit}s left of the budget, it needs ${minimum}s"
+    echo "== $name: ${STATUS[$name]}"
+    return
+  }
   echo "== $name (limit ${limit}s): $3"
-  STAGE_LIMIT=$limit timeout "$limit" bash -c "$3"
+  STAGE_LIMIT=$limit timeout -k 15 "$limit" bash -c "set -o pipefail; $3"
   local rc=$?
   STATUS[$name]="rc=$rc $((SECONDS - start))s"
   echo "== $name: ${STATUS[$name]}"
@@ -125,14 +135,29 @@ workflow() {  # workflow NAME [OVERLAY.yaml [LIMIT RUNS EPOCHS]]: the README's o
 with_mps() {  # with_mps COMMAND...: COMMAND with NVIDIA's Multi-Process Service running, so that
   # the six training processes' kernels share the GPU at once instead of taking turns (time
   # slices). A user-level daemon with its own pipe and log folders under /tmp: it changes no
-  # setting of the GPU (the compute mode stays as it is) and is stopped afterwards.
+  # setting of the GPU (the compute mode stays as it is) and is stopped afterwards. A client that
+  # cannot reach the daemon runs without MPS, silently, so the stage fails unless a first CUDA
+  # client started and the daemon lists a server for it.
   command -v nvidia-cuda-mps-control >/dev/null || { echo "FAILED: MPS: no nvidia-cuda-mps-control"; return 1; }
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  rm -rf "$CUDA_MPS_LOG_DIRECTORY"
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
   nvidia-cuda-mps-control -d || { echo "FAILED: MPS: the daemon did not start"; return 1; }
-  WORKFLOW_COMMAND="nvidia-cuda-mps-control -d; snakemake --cores 8" "$@"
-  local rc=$?
-  echo quit | nvidia-cuda-mps-control
+  local rc=0
+  # a first CUDA client: it must start, and the daemon must have started a server for it
+  timeout 60 python3 -c "import torch; torch.ones(1, device='cuda').sum().item()" \
+    || { echo "FAILED: MPS: CUDA does not start under the daemon"; rc=1; }
+  local servers
+  servers=$(echo get_server_list | timeout 10 nvidia-cuda-mps-control)
+  [ $rc -eq 0 ] && [ -z "$servers" ] \
+    && { echo "FAILED: MPS: no server for a CUDA client (it ran without MPS)"; rc=1; }
+  if [ $rc -eq 0 ]; then
+    echo "== MPS server(s): $servers"
+    WORKFLOW_COMMAND="nvidia-cuda-mps-control -d; snakemake --cores 8" "$@"
+    rc=$?
+  fi
+  echo "== MPS control log:"; tail -5 "$CUDA_MPS_LOG_DIRECTORY/control.log" 2>/dev/null
+  echo quit | timeout 30 nvidia-cuda-mps-control
   return $rc
 }
 export -f workflow with_mps
@@ -154,19 +179,19 @@ for s in $STAGES; do
     probe) stage probe 120 "python3 benchmarks/conv_efficiency.py --out '$OUT'" ;;
     smoke) printf 'training:\n  epochs: 2\nresources:\n  train:\n    threads: 1\n' >/tmp/short.yaml
       stage smoke 150 "workflow workflow_smoke '${SMOKE_OVERLAY:-/tmp/short.yaml}'" ;;
-    workflow) stage workflow 300 "workflow workflow /tmp/chosen.yaml" ;;
+    workflow) stage workflow 300 "workflow workflow /tmp/chosen.yaml" 200 ;;
     # the same with the six jobs' kernels running at once (MPS) instead of by time slices
-    workflow_mps) stage workflow_mps 300 "with_mps workflow workflow_mps /tmp/chosen.yaml" ;;
+    workflow_mps) stage workflow_mps 300 "with_mps workflow workflow_mps /tmp/chosen.yaml" 200 ;;
     # the same with the six runs fused in one job (training.runs_per_job: 6): one process, one
     # start-up, the GPU filled by one fused step instead of six jobs' time slices
     workflow_fused) printf 'training:\n  runs_per_job: 6\n' >/tmp/fused6.yaml
-      stage workflow_fused 300 "workflow workflow_fused '/tmp/chosen.yaml /tmp/fused6.yaml'" ;;
+      stage workflow_fused 300 "workflow workflow_fused '/tmp/chosen.yaml /tmp/fused6.yaml'" 200 ;;
     # Zhang's whole study (config/zhang.yaml: 27 paper-scale runs, nine fused per job), in the
     # time left (alone, STAGES=zhang, it has most of a call): Snakemake is interrupted 30 s before
     # the stage's limit, and the partial record and the logged curves are written (the figure
     # regenerates from zhang_epochs.csv: plot_gpu_records.py --figures zhang_figure1).
     zhang) stage zhang 560 "workflow zhang config/zhang.yaml \$((STAGE_LIMIT - 30)) 27 150" ;;
-    sweep) stage sweep 240 "python3 benchmarks/paper_sweep.py --mnist .mnist --out /tmp/sweep \
+    sweep) stage sweep 240 "rm -rf /tmp/sweep && python3 benchmarks/paper_sweep.py --mnist .mnist --out /tmp/sweep \
       --config /tmp/chosen.yaml \
       2>&1 | awk '{ if (match(\$0, / epoch [0-9]+\\/150 /)) { split(substr(\$0, RSTART + 7), e, \"/\"); \
         if (e[1] % 25) next } print; fflush() }' \
@@ -178,7 +203,7 @@ done
 
 # (an MPS daemon left by a stage its time limit stopped is stopped here)
 if [ -e /tmp/mps-pipe/control ]; then
-  echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe nvidia-cuda-mps-control 2>/dev/null
+  echo quit | CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe timeout 30 nvidia-cuda-mps-control 2>/dev/null
 fi
 
 echo "== targets (issues 10 and 12)"

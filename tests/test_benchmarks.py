@@ -532,3 +532,34 @@ def test_gpu_check_fails_loudly(tmp_path):
     (saved,) = (repo / ".gpu-check-saved").iterdir()
     assert (saved / "results/runs/mine.txt").read_text() == "keep"
     assert f"moved the checkout's results/ to .gpu-check-saved/{saved.name}/results/" in proc.stdout
+    # a daemon that starts, but under which CUDA does not (here: no GPU at all), fails the stage
+    # before its workflow, and the daemon is stopped again; a workflow stage that the budget
+    # would cut short is not started
+    calls = tmp_path / "mps-calls"
+    (fake / "nvidia-cuda-mps-control").write_text(
+        f'#!/bin/sh\necho "$* $(cat)" >> {calls}\nexit 0\n'
+    )
+
+    def check(stages, budget):
+        return subprocess.run(
+            ["bash", str(repo / "benchmarks/gpu_check.sh")],
+            env={
+                **env,
+                "STAGES": stages,
+                "GPU_CHECK_BUDGET": budget,
+                "PATH": f"{fake}:{env['PATH']}",
+            },
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    proc = check("workflow_mps", "400")
+    assert proc.returncode == 1
+    assert "FAILED: MPS: CUDA does not start under the daemon" in proc.stdout
+    assert "workflow_mps: rc=1" in proc.stdout and "Building DAG" not in proc.stdout
+    assert "quit" in calls.read_text()
+    proc = check("workflow", "150")
+    assert proc.returncode == 1 and "GPU CHECK FAILED" in proc.stdout
+    assert "workflow: not run:" in proc.stdout and "it needs 200s" in proc.stdout

@@ -375,6 +375,44 @@ def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(slurm_env, s
     assert (workdir / "results/runs/labels_r1_s0/metrics.csv").is_file()
 
 
+def test_a_training_job_warned_of_its_time_limit_checkpoints_and_stops(
+    slurm_env, slurm_run, tmp_path
+):
+    """The profile asks SLURM for SIGTERM 5 minutes before a training job's time limit
+    (--signal=TERM@300): the job finishes its epoch, writes its checkpoint and stops, and SLURM
+    reports it FAILED, not TIMEOUT, long before the SIGKILL of the limit. With a limit of one
+    minute the warning comes at once (SLURM checks it about every 30 s)."""
+    import torch
+
+    src = slurm_run[0]
+    workdir = tmp_path / "hw5repro"
+    shutil.copytree(src, workdir, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
+    run, epochs = "labels_r1_s0", 2000  # far more than one minute: only the warning stops it
+    config = write_config(
+        tmp_path / "config.yaml",
+        experiment=EXPERIMENT,
+        training={**TRAINING, "epochs": epochs, "checkpoint_every": 5000},
+        resources={"train": {"runtime": 1}},
+    )
+    proc, _ = _user_command(workdir, config, f"results/runs/{run}/metrics.csv", env=slurm_env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    assert "SLURM status is: 'FAILED'" in output, output[-3000:]
+    (job_id,) = [m["slurm_id"] for m in SUBMITTED.finditer(output)]
+    record = _scontrol_job(job_id, slurm_env)
+    assert record["JobState"] == "FAILED", record
+    minutes, seconds = record["RunTime"].split(":")[-2:]
+    assert int(minutes) * 60 + int(seconds) < 60, record  # before the limit
+
+    log = (workdir / f"results/logs/train/{run}.log").read_text()
+    stopped = re.search(r"stopped by SIGTERM after epoch (\d+); checkpoint written", log)
+    assert stopped, log[-3000:]
+    checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert state["epoch"] == int(stopped.group(1)) and 1 <= state["epoch"] < epochs
+    assert len(state["metrics"]) == state["epoch"]
+
+
 def _wait_for(predicate, what: str, proc: subprocess.Popen, console: Path, timeout=300):
     """Poll ``predicate`` until it returns something true; fail if Snakemake (``proc``, writing
     to ``console``) exits first or after ``timeout`` seconds."""

@@ -154,8 +154,9 @@ class _SigtermFlag:
         return self
 
     def _handle(self, signum, frame):
+        # only the flag: logging here could re-enter a log write the signal interrupted (SLURM
+        # sends SIGTERM twice, through srun and to the step); the loop reports it (Preempted)
         self.raised = True
-        log.warning("SIGTERM received: finishing this epoch, then checkpointing")
 
     def __exit__(self, *exc):
         if self._previous is not None:
