@@ -140,6 +140,11 @@ def _against_ratio(
     save_figure(fig, stem)
 
 
+def _never_fitted(ax, x, y, label: str) -> None:
+    """Runs that never reached the fit threshold: a red cross each, at the axis' "never"."""
+    ax.scatter(x, y, marker="x", color="C3", s=60, zorder=3, label=label)
+
+
 def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, stem: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), width_ratios=(3, 2))
     never = int(final["epochs"].max()) + 1
@@ -159,15 +164,7 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
     )
     unfit = labels[~labels.fitted]
     if len(unfit):
-        left.scatter(
-            unfit.ratio,
-            unfit.shown,
-            marker="x",
-            color="C3",
-            s=60,
-            zorder=3,
-            label=f"not reached in {never - 1} epochs",
-        )
+        _never_fitted(left, unfit.ratio, unfit.shown, f"not reached in {never - 1} epochs")
     left.set(
         xlabel="fraction of random labels",
         ylabel=f"epochs to {threshold:.0%} train acc.",
@@ -190,14 +187,11 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
         )
     missed = kinds[~kinds.fitted]
     if len(missed):
-        right.scatter(
+        _never_fitted(
+            right,
             missed["shown"],
             [order.index(kind) for kind in missed["kind"]],
-            marker="x",
-            color="C3",
-            s=60,
-            zorder=3,
-            label=f"not reached in {never - 1} epochs",
+            f"not reached in {never - 1} epochs",
         )
         right.legend(fontsize="small", loc="lower right")
     for i, kind in enumerate(order):
@@ -364,14 +358,11 @@ def _zhang_figure1(epochs: pd.DataFrame, final: pd.DataFrame, threshold: float, 
         _mean_band(b, fit, "ratio", "C0", "mean of the runs that fitted", marker="o")
         unfit = labels[labels.epochs_to_fit.isna()]
         if len(unfit):
-            b.scatter(
+            _never_fitted(
+                b,
                 unfit.ratio,
                 [never] * len(unfit),
-                marker="x",
-                color="C3",
-                s=60,
-                zorder=3,
-                label=f"not fitted in {never - 1} epochs (not in the mean)",
+                f"not fitted in {never - 1} epochs (not in the mean)",
             )
             runs = labels.groupby("ratio").size()
             for ratio in sorted(set(unfit.ratio)):
