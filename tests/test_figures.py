@@ -278,3 +278,30 @@ def test_figures_job_writes_every_figure(tmp_path):
     for name in figures.FIGURES:
         png = f"{name}.png"
         assert (tmp_path / "parallel" / png).read_bytes() == (tmp_path / "f" / png).read_bytes()
+
+
+def test_time_to_fit_by_corruption_bars_only_fitted_runs(monkeypatch, tmp_path):
+    """The right panel of (f): a bar is the mean epochs to fit of the runs that fitted; a run
+    that never did is a cross at "never" (epochs + 1), not part of a bar; a kind whose runs all
+    failed to fit has no bar at all."""
+    _, final = zhang_tables()
+    final.loc[final.corruption == "shuffled_pixels", "epochs_to_fit"] = float("nan")
+    final = final.assign(
+        kind=[kind_of(co, r) for co, r in zip(final.corruption, final.ratio, strict=True)]
+    )
+    saved = captured(monkeypatch)
+    figures._time_to_fit(final, None, 0.99, tmp_path / "f")
+    right = saved[0].axes[1]
+    labels = [t.get_text() for t in right.get_yticklabels()]
+    assert labels == ["true labels", "random labels", "shuffled pixels"]
+    widths = sorted(round(bar.get_width(), 6) for bar in right.patches if bar.get_width() > 0)
+    assert widths == [6.0, 33.0]  # true labels (5, 5, 8), random labels (30, 36; one never)
+    (crosses,) = right.collections[-1:]
+    # random labels' unfitted seed and all three shuffled-pixel runs, at 41 = 40 epochs + 1
+    assert sorted(map(tuple, crosses.get_offsets().tolist())) == [
+        (41.0, 1.0),
+        (41.0, 2.0),
+        (41.0, 2.0),
+        (41.0, 2.0),
+    ]
+    assert [t.get_text() for t in right.texts] == ["3/3 fitted", "2/3 fitted", "0/3 fitted"]
