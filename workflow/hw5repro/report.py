@@ -175,11 +175,11 @@ def listing(value) -> str:
     return str(value)
 
 
-def cell(value, decimals: int | None = None) -> tuple[str, bool | None]:
+def cell(value, decimals: int | None = None, numeric_column: bool = True) -> tuple[str, bool]:
     """A table cell as (text, is_numeric); ``decimals`` fixes the digits of a float column. A
-    missing value is "–", aligned as its column (is_numeric None)."""
+    missing value is "–", aligned as its column (``numeric_column``)."""
     if _missing(value):
-        return "–", None
+        return "–", numeric_column
     if isinstance(value, bool):
         return str(value), False
     if isinstance(value, numbers.Integral):
@@ -234,12 +234,7 @@ def read_table(spec: dict, root: Path) -> dict:
     digits = [column_decimals(frame[c]) for c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     rows = [
-        [
-            (text, column_numeric if is_numeric is None else is_numeric)
-            for (text, is_numeric), column_numeric in zip(
-                (cell(v, d) for v, d in zip(record, digits, strict=True)), numeric, strict=True
-            )
-        ]
+        [cell(v, d, n) for v, d, n in zip(record, digits, numeric, strict=True)]
         for record in frame.itertuples(index=False, name=None)
     ]
     return {"header": header, "rows": rows, "align": "".join("r" if n else "l" for n in numeric)}
