@@ -94,11 +94,11 @@ def load(path: str | Path | None, fingerprint: str | None, desc: str = "run") ->
 def _set_aside(path: Path, kind: str, why: str, desc: str) -> None:
     """Rename a checkpoint that cannot be resumed to ``<name>.<kind>-<time>`` (nothing is
     deleted), with a warning in the job's log."""
-    aside = path.with_name(f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}")
-    for n in range(1, 1000):  # never over an earlier one set aside in the same second
-        if not aside.exists():
-            break
-        aside = aside.with_name(f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}-{n}")
+    name = f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
+    aside, n = path.with_name(name), 0
+    while aside.exists():  # never over an earlier one set aside in the same second
+        n += 1
+        aside = path.with_name(f"{name}-{n}")
     os.replace(path, aside)
     log.warning(
         "%s: checkpoint %s %s; set aside as %s, training starts from epoch 0",
