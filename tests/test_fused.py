@@ -8,6 +8,7 @@ import torch
 
 from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import AlexNet
+from hw5repro.sgd import SGD
 from hw5repro.steps import EagerStep, minibatch_loss, run_epoch
 from hw5repro.training import METRIC_COLUMNS
 
@@ -59,16 +60,20 @@ def test_fused_steps_equal_separate_steps_in_float32(momentum):
         separate.append(
             torch.cat([run_epoch(EagerStep(net, opt, loss), n, batch, gen) for _ in range(2)])
         )
-    opt = torch.optim.SGD(fused.parameters(), lr=0.05, momentum=momentum)
+    opt = SGD(fused.parameters(), lr=0.05, momentum=momentum)  # the workflow's (FusedRuns)
     loss = fused_minibatch_loss(fused, x, y, contextlib.nullcontext, torch.contiguous_format)
     gens = [torch.Generator().manual_seed(i) for i in range(k)]
     step = EagerStep(fused, opt, loss)
     fused_losses = torch.cat([run_epoch(step, n, batch, gens) for _ in range(2)])
     assert fused_losses.shape == (8, k)
     assert torch.allclose(fused_losses, torch.stack(separate, 1), rtol=1e-4, atol=1e-5)
+    # Weights to 0.1 % of each tensor's scale: grouped and plain convolutions sum in other orders,
+    # and momentum carries the float32 differences on (an AMD EPYC's oneDNN kernels put one bias
+    # of 0.005 off by 1.8e-5 after 8 steps); another run's weights would be off by their size.
     for i, net in enumerate(nets):
         for name, value in net.state_dict().items():
-            assert torch.allclose(fused.unfused(i)[name], value, rtol=1e-3, atol=1e-5), name
+            scale = 1e-3 * value.abs().max()
+            assert torch.allclose(fused.unfused(i)[name], value, rtol=1e-3, atol=scale), name
 
 
 def _run_datas(k=3, n=100):
