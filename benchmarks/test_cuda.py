@@ -10,6 +10,7 @@ import torch
 from hw5repro.device import resolve_device, resolve_precision
 from hw5repro.model import AlexNet
 from hw5repro.runset import build_model
+from hw5repro.sgd import SGD
 from hw5repro.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
 from hw5repro.training import RunData, Settings, train, train_epoch
 
@@ -89,7 +90,7 @@ def test_bf16_training_learns_and_resumes(tmp_path):
 
 def test_train_epoch_has_no_host_sync():
     model = AlexNet(width=0.25).cuda()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    opt = SGD(model.parameters(), lr=0.01)
     data = _data(1024)
     x, y = data.train_x.cuda(), data.train_y.cuda()
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -99,6 +100,32 @@ def test_train_epoch_has_no_host_sync():
         train_epoch(model, opt, x, y, 64, gen, contextlib.nullcontext)
     finally:
         torch.cuda.set_sync_debug_mode(0)
+
+
+@pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 5e-4)])
+def test_sgd_is_torch_optim_sgd_bit_for_bit_on_cuda(momentum, weight_decay):
+    """The workflow's SGD (hw5repro.sgd) against torch.optim.SGD on CUDA tensors, where both
+    take torch's foreach update: the same weights and momentum buffers, bit for bit."""
+    _fp32_exact()
+    torch.manual_seed(0)
+    ours = AlexNet(width=0.25, dropout=0.0).cuda()
+    theirs = AlexNet(width=0.25, dropout=0.0).cuda()
+    theirs.load_state_dict(ours.state_dict())
+    kw = dict(lr=0.05, momentum=momentum, weight_decay=weight_decay)
+    optimisers = [SGD(ours.parameters(), **kw), torch.optim.SGD(theirs.parameters(), **kw)]
+    data = _data(128)
+    x, y = data.train_x.cuda(), data.train_y.cuda()
+    for model, opt in zip((ours, theirs), optimisers, strict=True):
+        for i in range(0, 128, 32):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x[i : i + 32]), y[i : i + 32]).backward()
+            opt.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+    mine, reference = (opt.state_dict() for opt in optimisers)
+    assert mine["param_groups"] == reference["param_groups"]
+    for i, entry in reference["state"].items():
+        assert torch.equal(mine["state"][i]["momentum_buffer"], entry["momentum_buffer"])
 
 
 def _fp32_exact():
@@ -112,7 +139,7 @@ def _steps(graphed: bool, n=200, batch=64, epochs=2, dropout=0.0, lr=0.05, momen
     _fp32_exact()
     settings = Settings(epochs=epochs, batch_size=batch, lr=lr, width=0.25, dropout=dropout)
     model = build_model(settings, seed=0).cuda()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    opt = SGD(model.parameters(), lr=lr, momentum=momentum)  # the workflow's (hw5repro.sgd)
     data = _data(n)
     x, y = data.train_x.cuda(), data.train_y.cuda()
     step = EagerStep(model, opt, minibatch_loss(model, x, y, contextlib.nullcontext))
@@ -142,7 +169,7 @@ def test_graphed_dropout_draws_fresh_masks_at_every_replay():
     different dropout masks."""
     settings = Settings(epochs=1, batch_size=64, lr=0.0, width=0.25, dropout=0.5)
     model = build_model(settings, seed=0).cuda()
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    opt = SGD(model.parameters(), lr=0.0)
     data = _data(64)
     loss = minibatch_loss(model, data.train_x.cuda(), data.train_y.cuda(), contextlib.nullcontext)
     step = GraphedStep(EagerStep(model, opt, loss), [64])
@@ -154,7 +181,7 @@ def test_graphed_dropout_draws_fresh_masks_at_every_replay():
 def test_graphed_epoch_has_no_host_sync():
     settings = Settings(epochs=1, batch_size=64, lr=0.01, width=0.25)
     model = build_model(settings, seed=0).cuda()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    opt = SGD(model.parameters(), lr=0.01)
     data = _data(1000)
     x, y = data.train_x.cuda(), data.train_y.cuda()
     loss = minibatch_loss(model, x, y, contextlib.nullcontext)

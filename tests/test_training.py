@@ -18,7 +18,7 @@ from conftest import assert_same_metrics
 from hw5repro import device
 from hw5repro.device import DeviceError, resolve_device, resolve_precision
 from hw5repro.reference_training import seed_style_epoch
-from hw5repro.runset import build_model
+from hw5repro.runset import build_model, make_optimizer
 from hw5repro.steps import CompileError
 from hw5repro.training import (
     METRIC_COLUMNS,
@@ -63,8 +63,8 @@ def test_fast_loop_equals_seed_style_loop_in_float32():
     data, settings = toy_data(), small_settings()
     model_a = build_model(settings, seed=0)
     model_b = copy.deepcopy(model_a)
-    opt_a = torch.optim.SGD(model_a.parameters(), lr=settings.lr)
-    opt_b = torch.optim.SGD(model_b.parameters(), lr=settings.lr)
+    opt_a = make_optimizer(settings, model_a)  # the workflow's optimiser (hw5repro.sgd)
+    opt_b = torch.optim.SGD(model_b.parameters(), lr=settings.lr)  # the seed's
     generator = torch.Generator().manual_seed(123)
     order = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(123))
     torch.manual_seed(7)  # dropout masks: same global RNG stream for both loops

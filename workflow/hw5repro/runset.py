@@ -21,6 +21,7 @@ from .device import resolve_triton_eval
 from .experiment import stream_seed
 from .fused import FusedAlexNet, fused_minibatch_loss
 from .model import AlexNet
+from .sgd import SGD
 from .steps import minibatch_loss
 
 
@@ -40,8 +41,8 @@ def build_model(settings, seed: int) -> AlexNet:
     return AlexNet(**model_settings(settings))
 
 
-def make_optimizer(settings, model) -> torch.optim.SGD:
-    return torch.optim.SGD(
+def make_optimizer(settings, model) -> SGD:
+    return SGD(
         model.parameters(),
         lr=settings.lr,
         momentum=settings.momentum,
