@@ -144,8 +144,9 @@ with_mps() {  # with_mps COMMAND...: COMMAND with NVIDIA's Multi-Process Service
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
   nvidia-cuda-mps-control -d || { echo "FAILED: MPS: the daemon did not start"; return 1; }
   local rc=0
-  # a first CUDA client: it must start, and the daemon must have started a server for it
-  timeout 60 python3 -c "import torch; torch.ones(1, device='cuda').sum().item()" \
+  # a first CUDA client: it must start, and the daemon must have started a server for it (20 s:
+  # a sandbox whose GPU proxy lacks MPS can leave the client waiting on a server that never starts)
+  timeout 20 python3 -c "import torch; torch.ones(1, device='cuda').sum().item()" \
     || { echo "FAILED: MPS: CUDA does not start under the daemon"; rc=1; }
   local servers
   servers=$(echo get_server_list | timeout 10 nvidia-cuda-mps-control)
@@ -157,6 +158,7 @@ with_mps() {  # with_mps COMMAND...: COMMAND with NVIDIA's Multi-Process Service
     rc=$?
   fi
   echo "== MPS control log:"; tail -5 "$CUDA_MPS_LOG_DIRECTORY/control.log" 2>/dev/null
+  [ $rc -ne 0 ] && { echo "== MPS server log:"; tail -20 "$CUDA_MPS_LOG_DIRECTORY/server.log" 2>/dev/null; }
   echo quit | timeout 30 nvidia-cuda-mps-control
   return $rc
 }

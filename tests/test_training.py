@@ -285,6 +285,31 @@ def test_a_checkpoint_reaches_the_disk_before_it_replaces_the_old_one(tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left
 
 
+@pytest.mark.parametrize("err", ["EINVAL", "EIO"])
+def test_a_folder_the_filesystem_cannot_sync_keeps_the_checkpoint(tmp_path, monkeypatch, err):
+    """FUSE, 9p and some network filesystems refuse fsync on a folder (EINVAL): the checkpoint,
+    synced and renamed, stands; a real I/O error still stops the job."""
+    import errno
+
+    from hw5repro import checkpoint
+
+    fsync = checkpoint.os.fsync
+
+    def refuse_folders(fd):
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            raise OSError(getattr(errno, err), os.strerror(getattr(errno, err)))
+        fsync(fd)
+
+    monkeypatch.setattr(checkpoint.os, "fsync", refuse_folders)
+    if err == "EIO":
+        with pytest.raises(OSError, match="Input/output error"):
+            checkpoint.save_atomic({"x": torch.ones(3)}, tmp_path / "c.pt")
+        return
+    checkpoint.save_atomic({"x": torch.ones(3)}, tmp_path / "c.pt")
+    assert torch.equal(torch.load(tmp_path / "c.pt", weights_only=True)["x"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
 def test_cuda_graphs_setting_on_the_cpu():
     _, _, info = train(
         toy_data(n=64), small_settings(epochs=1, cuda_graphs="auto"), seed=0, progress=False
@@ -475,3 +500,25 @@ def test_a_training_job_on_the_cpu_warns_at_its_start(monkeypatch, caplog):
     with caplog.at_level("WARNING"):
         train(toy_data(n=64), small_settings(epochs=1, device="cpu"), seed=0, progress=False)
     assert not any("training on the CPU" in r.getMessage() for r in caplog.records)
+
+
+def test_software_names_triton_under_either_distribution_name(monkeypatch):
+    """On CUDA the run records Triton's version, also where it is installed as pytorch-triton
+    (PyTorch's nightly builds); on the CPU no CUDA, cuDNN or Triton version."""
+    from importlib import metadata
+
+    installed = {"pytorch-triton": "3.6.0+git1234"}
+
+    def version(name):
+        if name not in installed:
+            raise metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(metadata, "version", version)
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91002)
+    assert device.software(torch.device("cuda"))["triton"] == "3.6.0+git1234"
+    installed = {"triton": "3.5.0"}
+    assert device.software(torch.device("cuda"))["triton"] == "3.5.0"
+    installed = {}
+    assert device.software(torch.device("cuda"))["triton"] is None
+    assert device.software(torch.device("cpu"))["triton"] is None

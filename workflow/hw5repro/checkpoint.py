@@ -15,6 +15,7 @@ checkpoint written on ``cuda:0`` resumes on the CPU, on ``cuda:0`` or on ``cuda:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -25,6 +26,10 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
+
+
+#: What ``fsync`` of a folder raises where the filesystem does not support it.
+UNSYNCABLE_FOLDER = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF}
 
 
 def save_atomic(obj, path: str | Path) -> None:
@@ -39,11 +44,17 @@ def save_atomic(obj, path: str | Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    folder = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(folder)  # the rename itself
-    finally:
-        os.close(folder)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the rename itself
+        finally:
+            os.close(folder)
+    except OSError as err:
+        # Some filesystems (FUSE, 9p, some network ones) cannot sync a folder: the file itself is
+        # on the disk and renamed, as durable as they make it; any other error is a real one.
+        if err.errno not in UNSYNCABLE_FOLDER:
+            raise
 
 
 def fingerprint(run: str, settings: dict, data_sha256: str | None = None) -> str:

@@ -143,10 +143,13 @@ def software(device: torch.device) -> dict[str, str | None]:
     from importlib import metadata
 
     on_cuda = device.type == "cuda"
-    try:
-        triton = metadata.version("triton") if on_cuda else None
-    except metadata.PackageNotFoundError:
-        triton = None
+    triton = None
+    for distribution in ("triton", "pytorch-triton") if on_cuda else ():  # (nightlies: the latter)
+        try:
+            triton = metadata.version(distribution)
+            break
+        except metadata.PackageNotFoundError:
+            pass
     return {
         "torch": torch.__version__,
         "cuda": torch.version.cuda if on_cuda else None,
