@@ -67,13 +67,18 @@ def test_fused_steps_equal_separate_steps_in_float32(momentum):
     fused_losses = torch.cat([run_epoch(step, n, batch, gens) for _ in range(2)])
     assert fused_losses.shape == (8, k)
     assert torch.allclose(fused_losses, torch.stack(separate, 1), rtol=1e-4, atol=1e-5)
-    # Weights to 0.1 % of each tensor's scale: grouped and plain convolutions sum in other orders,
-    # and momentum carries the float32 differences on (an AMD EPYC's oneDNN kernels put one bias
-    # of 0.005 off by 1.8e-5 after 8 steps); another run's weights would be off by their size.
     for i, net in enumerate(nets):
-        for name, value in net.state_dict().items():
-            scale = 1e-3 * value.abs().max()
-            assert torch.allclose(fused.unfused(i)[name], value, rtol=1e-3, atol=scale), name
+        assert_same_weights(fused.unfused(i), net.state_dict())
+
+
+def assert_same_weights(a: dict, b: dict):
+    """Weights to 0.1 % of each tensor's scale: grouped and plain convolutions sum in other
+    orders, and momentum carries the float32 differences on (an AMD EPYC's oneDNN kernels put a
+    bias of 0.005 off by 1.8e-5 after 8 steps); another run's weights are off by their size."""
+    assert list(a) == list(b)
+    for name, value in b.items():
+        scale = 1e-3 * value.abs().max()
+        assert torch.allclose(a[name], value, rtol=1e-3, atol=scale), name
 
 
 def _run_datas(k=3, n=100):
@@ -118,10 +123,7 @@ def test_train_runs_fused_gives_each_run_its_separate_metrics_and_model():
     for data, seed, rows, model in zip(datas, seeds, fused, models, strict=True):
         alone, alone_model, _ = train(data, _settings(), seed, progress=False)
         _close(rows, alone)
-        for (name, a), b in zip(
-            model.state_dict().items(), alone_model.state_dict().values(), strict=True
-        ):
-            assert torch.allclose(a, b, rtol=1e-3, atol=1e-5), name
+        assert_same_weights(model.state_dict(), alone_model.state_dict())
     assert math.isnan(fused[0][0]["train_acc_mislabelled"])  # no wrong labels in this run
 
 
