@@ -98,12 +98,14 @@ def test_one_job_per_group_and_every_run_in_its_usual_place(fused_run):
 def test_fused_runs_have_the_metrics_of_runs_trained_alone(fused_run, separate_run):
     """fp32, dropout 0: the same per-epoch losses and accuracies whether a run was trained in a
     group of three or in its own job (float tolerance: a grouped convolution sums in another
-    order)."""
+    order, and SGD carries the difference on: 3e-4 of an epoch's loss on an AMD EPYC's oneDNN
+    kernels; a run trained on another run's data, or with its gradient scaled by the group's
+    size, is off by far more)."""
     for name in RUN_NAMES:
         fused = pd.read_csv(fused_run / "results" / "runs" / name / "metrics.csv")
         alone = pd.read_csv(separate_run / "results" / "runs" / name / "metrics.csv")
         for column in ("train_loss", "test_loss"):
-            assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), rel=1e-4)
+            assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), rel=1e-3)
         for column in ("train_acc", "test_acc"):
             assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), abs=4e-3)
 
