@@ -106,8 +106,12 @@ def test_fused_runs_have_the_metrics_of_runs_trained_alone(fused_run, separate_r
         alone = pd.read_csv(separate_run / "results" / "runs" / name / "metrics.csv")
         for column in ("train_loss", "test_loss"):
             assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), rel=1e-3)
-        for column in ("train_acc", "test_acc"):
-            assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), abs=4e-3)
+        # accuracy: up to 5 of the smoke preset's 512 training or 500 test images may fall on
+        # the other side of a decision boundary (2 of 500 did on the AMD EPYC)
+        config = preset_config("smoke")["data"]
+        for column, images in (("train_acc", "train_size"), ("test_acc", "test_size")):
+            flips = 5 / config[images]
+            assert fused[column].to_numpy() == pytest.approx(alone[column].to_numpy(), abs=flips)
 
 
 def test_a_lost_run_is_relinked_or_retrained_with_its_group_only(fused_run, tmp_path):
