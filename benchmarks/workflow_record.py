@@ -52,6 +52,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "triton_eval",
                 "eval_overlap",
                 "runs_fused",
+                "job",
                 "wall_seconds",
                 "train_seconds",
                 "images_per_second",
@@ -91,6 +92,19 @@ def epochs_reached(workdir: Path) -> dict[str, int]:
     return {
         run: int(e)
         for run, e in logged_epochs(workdir).groupby("run", sort=False)["epoch"].max().items()
+    }
+
+
+def outside_loop_seconds(jobs: dict[str, float], runs: dict[str, dict]) -> dict[str, float]:
+    """Seconds of each training job outside its epoch loop: process start, imports, data,
+    network, CUDA start-up before the first epoch (graph capture and kernel compilation happen
+    in the loop's first epoch), writing the outputs after the last. A job's wall seconds
+    (Snakemake's benchmark) less its loop's (``wall_seconds`` of its runs' run.json)."""
+    loops = {r["job"]: r["wall_seconds"] for r in runs.values() if r.get("job")}
+    return {
+        f"train/{job}": round(jobs[f"train/{job}"] - loop, 2)
+        for job, loop in sorted(loops.items())
+        if f"train/{job}" in jobs and loop is not None
     }
 
 
@@ -141,6 +155,7 @@ def main(argv=None) -> dict:
         "device_name": next(iter(runs.values()))["device_name"] if runs else None,
         "python": platform.python_version(),
         "train_job_seconds": {k: v for k, v in jobs.items() if k.startswith("train")},
+        "train_job_outside_loop_seconds": outside_loop_seconds(jobs, runs),
         "other_job_seconds": {k: v for k, v in jobs.items() if not k.startswith("train")},
         "summed_train_seconds": sum(r["train_seconds"] or 0 for r in runs.values()),
         "summed_eval_seconds": sum(r["eval_seconds"] for r in runs.values()),

@@ -252,6 +252,13 @@ def test_workflow_record_of_a_finished_run(smoke_run, tmp_path):
     assert saved["runs"] == 12 == len(saved["train_job_seconds"]) == len(record["run_details"])
     assert saved["finished"] is True and saved["train_jobs"] == 12
     assert {"fetch_mnist", "problems/backprop", "report/report"} <= set(saved["other_job_seconds"])
+    # each job's seconds outside its epoch loop: its benchmark's wall time less the loop's
+    outside = saved["train_job_outside_loop_seconds"]
+    assert set(outside) == set(saved["train_job_seconds"])
+    loop = json.loads((smoke_run / "results/runs/labels_r1_s0/run.json").read_text())
+    expected = saved["train_job_seconds"]["train/labels_r1_s0"] - loop["wall_seconds"]
+    assert outside["train/labels_r1_s0"] == pytest.approx(expected, abs=0.01)
+    assert all(0 < seconds < saved["train_job_seconds"][job] for job, seconds in outside.items())
     details = saved["run_details"]["labels_r1_s0"]
     assert details["cuda_graphs"] is False and details["epochs"] >= 1
     assert 0 <= details["final_train_acc"] <= 1 and details["eval_seconds"] > 0
