@@ -380,21 +380,23 @@ def test_a_training_job_warned_of_its_time_limit_checkpoints_and_stops(
 ):
     """The profile asks SLURM for SIGTERM 5 minutes before a training job's time limit
     (--signal=TERM@300): the job finishes its epoch, writes its checkpoint and stops, and SLURM
-    reports it FAILED, not TIMEOUT, long before the SIGKILL of the limit. With a limit of six
-    minutes the warning comes after one minute (SLURM checks it about every 30 s), when the job
-    is in its epoch loop: with a limit under five minutes it came at once, at times before the
-    loop had set its handler, and SIGTERM's default action ended the job without a checkpoint."""
+    reports it FAILED, not TIMEOUT, long before the SIGKILL of the limit. With a limit of seven
+    minutes the warning is due after two; SLURM may send it up to a minute early (sbatch's
+    documentation; 15 s early here with six minutes), so it comes one to two minutes in, when
+    the job is in its epoch loop. With a limit under five minutes it came at once, at times
+    before the loop had set its handler, and SIGTERM's default action ended the job without a
+    checkpoint."""
     import torch
 
     src = slurm_run[0]
     workdir = tmp_path / "hw5repro"
     shutil.copytree(src, workdir, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
-    run, epochs = "labels_r1_s0", 2000  # far more than the minute to the warning: only it stops
+    run, epochs = "labels_r1_s0", 2000  # far more than the minutes to the warning: only it stops
     config = write_config(
         tmp_path / "config.yaml",
         experiment=EXPERIMENT,
         training={**TRAINING, "epochs": epochs, "checkpoint_every": 5000},
-        resources={"train": {"runtime": 6}},
+        resources={"train": {"runtime": 7}},
     )
     proc, _ = _user_command(workdir, config, f"results/runs/{run}/metrics.csv", env=slurm_env)
     output = proc.stdout + proc.stderr
@@ -404,7 +406,7 @@ def test_a_training_job_warned_of_its_time_limit_checkpoints_and_stops(
     record = _scontrol_job(job_id, slurm_env)
     assert record["JobState"] == "FAILED", record
     minutes, seconds = record["RunTime"].split(":")[-2:]
-    assert 50 <= int(minutes) * 60 + int(seconds) < 360, record  # at the warning, before the limit
+    assert 50 <= int(minutes) * 60 + int(seconds) < 420, record  # at the warning, before the limit
 
     log = (workdir / f"results/logs/train/{run}.log").read_text()
     stopped = re.search(r"stopped by SIGTERM after epoch (\d+); checkpoint written", log)
