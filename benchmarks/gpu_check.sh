@@ -244,6 +244,9 @@ for name, what in (("workflow", ""), ("workflow_fused", ", six runs fused in one
         outside = list(wf.get("train_job_outside_loop_seconds", {}).values())
         if outside:  # start-up (process, imports, data, CUDA) and the outputs, per training job
             rows.append(("... its training jobs outside their epoch loops, longest (s)", max(outside), None))
+        pauses = list(wf.get("train_job_checkpoint_pause_seconds", {}).values())
+        if pauses:  # the loops' stops for checkpoints (host copies; the files go in the background)
+            rows.append(("... their loops' stops for checkpoints, longest (s)", max(pauses), None))
 zh = load("zhang.json")
 if zh:
     wall = zh["workflow_wall_seconds"] if zh["finished"] else zh["projected_wall_seconds"] or float("inf")

@@ -12,7 +12,9 @@ workflow's own parts) under several schedules:
 - on CUDA also: both streams at the default priority; the evaluation stream at the high
   priority; training on the caller's default stream; evaluation in batches of 1,000;
 
-and two graphed training runs one after the other and side by side on two streams. For each it
+and K graphed training runs (``--side-by-side``, default 2 and 6) one after the other and side
+by side, each on its own stream of one process: the concurrency that six training jobs under MPS
+would get, measured without MPS (two side by side gained 1.11x on an H100). For each it
 records the seconds per epoch, the host's seconds per epoch queueing the training, waiting for
 evaluations and in the rest of ``submit`` (and of that rest: copying the weights into the
 evaluation networks, queueing the evaluation, and the copy of its result to the host), and a
@@ -85,7 +87,8 @@ def stream_concurrency(trace: dict) -> dict:
         "span_seconds": (ends - starts) / 1e6,
         "busy_union_seconds": union,
         "gpu_idle_seconds": (ends - starts) / 1e6 - union,
-        # with two streams, the time both ran; with more, a lower bound of it
+        # with two streams, the time both ran; with more, the kernel seconds run beside another
+        # stream's (at least the time two or more ran at once)
         "concurrent_seconds": sum(busy.values()) - union,
     }
 
@@ -193,16 +196,20 @@ def host_seconds(evaluator) -> dict:
     return {name: statistics.median(r[i] for r in rows) for i, name in enumerate(names)}
 
 
-def two_runs(bench: Bench, side_by_side: bool):
-    """One epoch of two graphed runs (seeds 0 and 1): one after the other on the current stream,
-    or side by side, each on its own stream (a callable)."""
+def k_runs(bench: Bench, k: int):
+    """One epoch of K graphed runs (seeds 0 .. K-1), two callables over the same runs: one after
+    the other on the current stream, and side by side, each run on its own stream."""
     device = bench.device
-    epochs = [bench.fast_epoch(graphed=device.type == "cuda", seed=i)[0] for i in range(2)]
-    if not side_by_side or device.type != "cuda":
-        return lambda: [e() for e in epochs]
+    epochs = [bench.fast_epoch(graphed=device.type == "cuda", seed=i)[0] for i in range(k)]
+
+    def one_after_the_other():
+        return [e() for e in epochs]
+
+    if device.type != "cuda":
+        return one_after_the_other, one_after_the_other
     streams = [torch.cuda.Stream(device) for _ in epochs]
 
-    def epoch():
+    def side_by_side():
         outer = torch.cuda.current_stream(device)
         for stream, e in zip(streams, epochs, strict=True):
             stream.wait_stream(outer)
@@ -211,7 +218,7 @@ def two_runs(bench: Bench, side_by_side: bool):
         for stream in streams:
             outer.wait_stream(stream)
 
-    return epoch
+    return one_after_the_other, side_by_side
 
 
 def main(argv=None) -> dict:
@@ -222,6 +229,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--eval-images", type=int, default=16000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument(
+        "--side-by-side",
+        type=lambda text: [int(k) for k in text.split(",")],
+        default=[2, 6],
+        help="numbers of runs trained side by side on their own streams (comma-separated)",
+    )
     a = parser.parse_args(argv)
     common = [f"--device={a.device}", f"--width={a.width}", f"--images={a.images}"]
     common += [f"--eval-images={a.eval_images}", f"--epochs={a.epochs}"]
@@ -252,11 +265,18 @@ def main(argv=None) -> dict:
             "traced_epoch_seconds": trace.get("span_seconds", 0.0) / a.epochs,
             "trace": trace,
         }
-    two = {
-        "one_after_the_other": time_loop(two_runs(bench, False), device, a.epochs),
-        "side_by_side": time_loop(two_runs(bench, True), device, a.epochs),
-    }
-    two_trace = traced(lambda start: time_loop(two_runs(bench, True), device, 2, start), device)
+    side = {}
+    for k in a.side_by_side:
+        one_after_the_other, side_by_side = k_runs(bench, k)
+        alone = time_loop(one_after_the_other, device, a.epochs)
+        together = time_loop(side_by_side, device, a.epochs)
+        side[str(k)] = {
+            "one_after_the_other": alone,
+            "side_by_side": together,
+            "side_by_side_gain": alone / together,
+            "trace": traced(lambda start, f=side_by_side: time_loop(f, device, 2, start), device),
+        }
+    two = side.get("2")
     record = record_header("overlap_probe", device) | {
         "width": a.width,
         "images": a.images,
@@ -266,11 +286,18 @@ def main(argv=None) -> dict:
         "evaluated_epoch_seconds": {k: v["epoch_seconds"] for k, v in schedules.items()},
         "eval_overlap_gain": schedules["inline"]["epoch_seconds"]
         / schedules["overlapped"]["epoch_seconds"],
-        "two_runs_epoch_seconds": two,
-        "two_runs_side_by_side_gain": two["one_after_the_other"] / two["side_by_side"],
         "schedules": schedules,
-        "two_runs_side_by_side_trace": two_trace,
+        # K runs' epochs, one after the other and side by side on K streams (K: "2", "6")
+        "runs_side_by_side": side,
     }
+    if two:  # the keys of the records before K runs (b1d33d5, c87efcd)
+        record |= {
+            "two_runs_epoch_seconds": {
+                key: two[key] for key in ("one_after_the_other", "side_by_side")
+            },
+            "two_runs_side_by_side_gain": two["side_by_side_gain"],
+            "two_runs_side_by_side_trace": two["trace"],
+        }
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"overlap_probe_{device.type}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -54,6 +54,8 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "runs_fused",
                 "job",
                 "wall_seconds",
+                "checkpoint_pause_seconds",
+                "checkpoint_write_seconds",
                 "train_seconds",
                 "images_per_second",
             )
@@ -108,6 +110,16 @@ def outside_loop_seconds(jobs: dict[str, float], runs: dict[str, dict]) -> dict[
     }
 
 
+def checkpoint_pause_seconds(runs: dict[str, dict]) -> dict[str, float]:
+    """Seconds each training job's loop paused for its checkpoints (copying the runs' state to
+    the host; the files are written in the background), from its runs' run.json."""
+    return {
+        f"train/{r['job']}": round(r["checkpoint_pause_seconds"], 3)
+        for r in sorted(runs.values(), key=lambda r: r.get("job") or "")
+        if r.get("job") and r.get("checkpoint_pause_seconds") is not None
+    }
+
+
 def partial_record(workdir: Path, wall: float, runs: int, epochs: int) -> dict:
     """Where a run stopped at its time limit stood, and its pace: the wall time of the whole run
     if the rest went as fast as the epochs done so far (start-up included, so an upper bound)."""
@@ -156,6 +168,7 @@ def main(argv=None) -> dict:
         "python": platform.python_version(),
         "train_job_seconds": {k: v for k, v in jobs.items() if k.startswith("train")},
         "train_job_outside_loop_seconds": outside_loop_seconds(jobs, runs),
+        "train_job_checkpoint_pause_seconds": checkpoint_pause_seconds(runs),
         "other_job_seconds": {k: v for k, v in jobs.items() if not k.startswith("train")},
         "summed_train_seconds": sum(r["train_seconds"] or 0 for r in runs.values()),
         "summed_eval_seconds": sum(r["eval_seconds"] for r in runs.values()),

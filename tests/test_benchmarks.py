@@ -261,6 +261,11 @@ def test_workflow_record_of_a_finished_run(smoke_run, tmp_path):
     assert all(0 < seconds < saved["train_job_seconds"][job] for job, seconds in outside.items())
     details = saved["run_details"]["labels_r1_s0"]
     assert details["cuda_graphs"] is False and details["epochs"] >= 1
+    # checkpoints: the smoke preset writes one every 2 epochs, in the background
+    pauses = saved["train_job_checkpoint_pause_seconds"]
+    assert set(pauses) == set(saved["train_job_seconds"])
+    assert pauses["train/labels_r1_s0"] == pytest.approx(loop["checkpoint_pause_seconds"], abs=1e-3)
+    assert details["checkpoint_write_seconds"] > 0 and all(0 < s < 30 for s in pauses.values())
     assert 0 <= details["final_train_acc"] <= 1 and details["eval_seconds"] > 0
 
 
@@ -349,7 +354,7 @@ def test_stream_concurrency_of_a_kernel_trace():
 def test_overlap_probe_times_every_schedule_on_the_cpu(tmp_path):
     record = overlap_probe.main(
         ["--device", "cpu", "--width", "0.125", "--images", "128", "--eval-images", "256"]
-        + ["--epochs", "2", "--out", str(tmp_path)]
+        + ["--epochs", "2", "--out", str(tmp_path), "--side-by-side", "2,3"]
     )
     assert json.loads((tmp_path / "overlap_probe_cpu.json").read_text()) == record
     assert set(record["schedules"]) == {"inline", "overlapped"}  # the CPU has one stream
@@ -364,6 +369,13 @@ def test_overlap_probe_times_every_schedule_on_the_cpu(tmp_path):
         assert all(part <= host["rest_of_submit"] for part in parts)
         assert host["queue_evaluation"] > host["snapshot"]  # 384 forward passes vs a weight copy
     assert record["two_runs_epoch_seconds"]["side_by_side"] > 0
+    # K runs side by side (2 and 6 by default): each K timed both ways, and traced
+    assert set(record["runs_side_by_side"]) == {"2", "3"}
+    for k, runs in record["runs_side_by_side"].items():
+        assert runs["one_after_the_other"] > 0 and runs["side_by_side"] > 0
+        gain = runs["one_after_the_other"] / runs["side_by_side"]
+        assert runs["side_by_side_gain"] == pytest.approx(gain)
+        assert runs["trace"]["concurrent_seconds"] == 0.0, k  # no CUDA kernels on the CPU
 
 
 def test_conv_efficiency_probe_times_every_convolution_of_the_model(tmp_path):

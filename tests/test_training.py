@@ -310,6 +310,84 @@ def test_a_folder_the_filesystem_cannot_sync_keeps_the_checkpoint(tmp_path, monk
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
+def test_checkpoints_are_written_off_the_loop_and_hold_their_epochs_state(tmp_path, monkeypatch):
+    """The loop hands each checkpoint to a background writer and trains on: a write that takes
+    long (here 0.3 s, several epochs of this toy run) still holds the weights, momentum and RNG
+    states of its own epoch, bit for bit those of a run stopped there, because the loop copies
+    the state before it goes on changing it in place (on the CPU too, where no device copy does
+    it)."""
+    import threading
+
+    from hw5repro import checkpoint
+    from hw5repro.training import train_runs
+
+    data, ckpt, writes = toy_data(), tmp_path / "ckpt.pt", []
+    real_save = checkpoint.save_atomic
+
+    def slow_save(obj, path):
+        time.sleep(0.3)  # meanwhile the loop trains the next epoch
+        writes.append((threading.current_thread().name, obj["epoch"]))
+        torch.save(obj, tmp_path / f"epoch{obj['epoch']}.pt")
+        real_save(obj, path)
+
+    monkeypatch.setattr(checkpoint, "save_atomic", slow_save)
+    _, _, info = train(data, small_settings(epochs=3), seed=3, checkpoint=ckpt, progress=False)
+    assert [epoch for _, epoch in writes] == [1, 2, 3]
+    assert all(name.startswith("checkpoint") for name, _ in writes)  # not the loop's thread
+    assert info["checkpoint_write_seconds"] >= 0.9 and info["checkpoint_pause_seconds"] >= 0
+    monkeypatch.setattr(checkpoint, "save_atomic", real_save)
+    for epoch in (1, 2):
+        written = torch.load(tmp_path / f"epoch{epoch}.pt", weights_only=True)
+        stopped = tmp_path / f"stopped{epoch}.pt"
+        _, model, _ = train(
+            data, small_settings(epochs=epoch), seed=3, checkpoint=stopped, progress=False
+        )
+        reference = torch.load(stopped, weights_only=True)
+        for key, value in model.state_dict().items():
+            assert torch.equal(written["model"][key], value), key
+        momentum = lambda s: [v["momentum_buffer"] for v in s["optimizer"]["state"].values()]  # noqa: E731
+        assert all(map(torch.equal, momentum(written), momentum(reference)))
+        assert torch.equal(written["rng"]["cpu"], reference["rng"]["cpu"])
+        assert torch.equal(written["rng"]["perm"], reference["rng"]["perm"])
+        assert len(written["metrics"]) == epoch
+    # the workflow's job skips the checkpoint after the last epoch: it removes them right after
+    last = tmp_path / "last.pt"
+    train_runs(
+        [data],
+        small_settings(epochs=3, checkpoint_every=2),
+        [3],
+        [last],
+        progress=False,
+        final_checkpoint=False,
+    )
+    assert torch.load(last, weights_only=True)["epoch"] == 2
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_job_and_keeps_the_one_before(
+    tmp_path, monkeypatch
+):
+    """A write that fails in the background (a full disk) is not lost: the job stops with an
+    error naming the run, epoch, file and cause, and the checkpoint before it still resumes."""
+    import errno
+
+    from hw5repro import checkpoint
+    from hw5repro.checkpoint import CheckpointError
+
+    data, ckpt = toy_data(), tmp_path / "ckpt.pt"
+    train(data, small_settings(epochs=1), seed=3, checkpoint=ckpt, progress=False, desc="r")
+
+    def full_disk(obj, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint, "save_atomic", full_disk)
+    with pytest.raises(
+        CheckpointError,
+        match=r"r: could not write the checkpoint of epoch 2 to .*ckpt\.pt .*No space left",
+    ):
+        train(data, small_settings(epochs=3), seed=3, checkpoint=ckpt, progress=False, desc="r")
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+
+
 def test_cuda_graphs_setting_on_the_cpu():
     _, _, info = train(
         toy_data(n=64), small_settings(epochs=1, cuda_graphs="auto"), seed=0, progress=False

@@ -7,6 +7,8 @@ evaluated by :mod:`hw5repro.evaluation` (inline; with ``eval_overlap: true``, on
 next epoch trains). An atomic checkpoint
 (model, optimiser, RNG states, epoch, metrics so far) is written every ``checkpoint_every`` epochs
 and when SIGTERM arrives (what SLURM sends before it kills a job); a restarted job resumes from it.
+The loop waits for a copy of the state on the host, not for the disk (:mod:`hw5repro.checkpoint`
+writes the files in a background thread while the next epochs train).
 """
 
 from __future__ import annotations
@@ -190,13 +192,16 @@ def train_runs(
     fingerprints: list | None = None,
     progress: bool | None = None,
     descs: list[str] | None = None,
+    final_checkpoint: bool = True,
 ) -> tuple[list[list[dict]], list[AlexNet], dict]:
     """Train K >= 1 runs in one process (K > 1: fused in one network); returns each run's
     per-epoch metrics and trained model, and facts about the job.
 
     With checkpoint paths the runs resume from their checkpoints when every one exists and
     belongs to its fingerprint (else they are set aside), and write them every
-    ``settings.checkpoint_every`` epochs and on SIGTERM (then :class:`Preempted` is raised).
+    ``settings.checkpoint_every`` epochs and on SIGTERM (then :class:`Preempted` is raised);
+    ``final_checkpoint=False`` skips the one after the last epoch, for a caller that writes the
+    results and removes the checkpoints (the workflow's job).
     """
     configured, settings = settings, resolve_settings(settings)
     device, precision = torch.device(settings.device), settings.precision
@@ -237,15 +242,20 @@ def train_runs(
                 metrics[run].append(_metrics_row(result, row, descs[run]))
             bar.set_postfix(loss=f"{result.values[0][0]:.3f}", acc=f"{result.values[0][1]:.3f}")
 
-    with _SigtermFlag() as sigterm, evaluator.training():
+    def with_test(epoch):  # the test set too: every eval_every epochs, and the last one
+        return (epoch + 1) % settings.eval_every == 0 or epoch + 1 == settings.epochs
+
+    def checkpoint_after(epoch):  # every checkpoint_every epochs, and on SIGTERM
+        last = epoch + 1 == settings.epochs
+        due = (epoch + 1) % settings.checkpoint_every == 0 and (final_checkpoint or not last)
+        return saved.paths[0] is not None and (sigterm.raised or due)
+
+    with _SigtermFlag() as sigterm, evaluator.training(), saved:  # exit: the last write is done
         for epoch in bar:
             started = evaluator.start()
             losses = run_epoch(step, runs.n, settings.batch_size, runs.generators)
-            with_test = epoch + 1 == settings.epochs or (epoch + 1) % settings.eval_every == 0
-            record(evaluator.submit(epoch, started, losses, with_test))
-            if saved.paths[0] is not None and (
-                sigterm.raised or (epoch + 1) % settings.checkpoint_every == 0
-            ):
+            record(evaluator.submit(epoch, started, losses, with_test(epoch)))
+            if checkpoint_after(epoch):
                 record(evaluator.drain())
                 saved.save(runs, device, epoch + 1, metrics)
             if sigterm.raised:
@@ -269,6 +279,9 @@ def train_runs(
         "runs_fused": k,
         "resumed_from_epoch": start_epoch,
         "wall_seconds": time.perf_counter() - wall_start,
+        # the loop's pauses for checkpoints (host copies), and their writing in the background
+        "checkpoint_pause_seconds": saved.pause_seconds,
+        "checkpoint_write_seconds": saved.write_seconds,
     }
     return metrics, [runs.run_model(i) for i in range(k)], info
 
@@ -378,6 +391,7 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
         checkpoint_paths=list(checkpoint_paths),
         fingerprints=identities,
         descs=names,
+        final_checkpoint=False,  # the results are written below and the checkpoints removed
     )
     device = torch.device(info["device"])
     common = info | {
