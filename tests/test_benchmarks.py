@@ -14,12 +14,31 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+import checkpoint_pause  # noqa: E402
 import conv_efficiency  # noqa: E402
 import overlap_probe  # noqa: E402
 import paper_sweep  # noqa: E402
 import plot_gpu_records  # noqa: E402
 import train_throughput  # noqa: E402
 import workflow_record  # noqa: E402
+
+
+def test_checkpoint_pause_record(tmp_path):
+    """Both ways of checkpointing K fused runs are timed, on checkpoints that hold each run's
+    weights and momentum (fp32: at least 8 bytes per parameter)."""
+    out = tmp_path / "pause.json"
+    record = checkpoint_pause.main(
+        ["--device", "cpu", "--width", "0.125", "--runs", "2", "--repeats", "2", "--out", str(out)]
+    )
+    assert json.loads(out.read_text()) == record and record["benchmark"] == "checkpoint_pause"
+    assert record["runs"] == 2 and record["parameters_per_run"] == 140_766
+    assert record["checkpoint_bytes_per_run"] > 8 * record["parameters_per_run"]
+    for key in ("inline_pause", "background_pause", "background_write"):
+        assert len(record[f"{key}_seconds_all"]) == 2 and record[f"{key}_seconds"] > 0
+    assert record["paper_job_inline_pause_seconds"] == pytest.approx(
+        14 * record["inline_pause_seconds"]
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["pause.json"]  # the checkpoints are gone
 
 
 def test_throughput_record(tmp_path):
