@@ -43,7 +43,9 @@ from train_throughput import Bench, _sync, time_loop
 from train_throughput import parse_args as throughput_args
 
 import hw5repro.evaluation
+from hw5repro.device import resolve_triton_settings
 from hw5repro.evaluation import EpochEvaluator
+from hw5repro.training import Settings
 
 
 def busy_seconds(intervals) -> float:
@@ -196,11 +198,22 @@ def host_seconds(evaluator) -> dict:
     return {name: statistics.median(r[i] for r in rows) for i, name in enumerate(names)}
 
 
-def k_runs(bench: Bench, k: int):
-    """One epoch of K graphed runs (seeds 0 .. K-1), two callables over the same runs: one after
-    the other on the current stream, and side by side, each run on its own stream."""
+def workflow_network(device: torch.device) -> dict:
+    """The convolutions' forms the workflow trains with on ``device`` (its ``auto``: the Triton
+    epilogues and first convolution on CUDA where Triton is installed)."""
+    settings = Settings(epochs=1, batch_size=64, lr=0.01, conv_bias="auto", first_conv="auto")
+    resolved = resolve_triton_settings(settings, device)
+    return {"conv_bias": resolved.conv_bias, "first_conv": resolved.first_conv}
+
+
+def k_runs(bench: Bench, k: int, **network):
+    """One epoch of K graphed runs (seeds 0 .. K-1; ``network``: AlexNet's conv_bias and
+    first_conv), two callables over the same runs: one after the other on the current stream,
+    and side by side, each run on its own stream."""
     device = bench.device
-    epochs = [bench.fast_epoch(graphed=device.type == "cuda", seed=i)[0] for i in range(k)]
+    epochs = [
+        bench.fast_epoch(graphed=device.type == "cuda", seed=i, **network)[0] for i in range(k)
+    ]
 
     def one_after_the_other():
         return [e() for e in epochs]
@@ -265,9 +278,9 @@ def main(argv=None) -> dict:
             "traced_epoch_seconds": trace.get("span_seconds", 0.0) / a.epochs,
             "trace": trace,
         }
-    side = {}
+    side, network = {}, workflow_network(device)
     for k in a.side_by_side:
-        one_after_the_other, side_by_side = k_runs(bench, k)
+        one_after_the_other, side_by_side = k_runs(bench, k, **network)
         alone = time_loop(one_after_the_other, device, a.epochs)
         together = time_loop(side_by_side, device, a.epochs)
         side[str(k)] = {
@@ -287,8 +300,11 @@ def main(argv=None) -> dict:
         "eval_overlap_gain": schedules["inline"]["epoch_seconds"]
         / schedules["overlapped"]["epoch_seconds"],
         "schedules": schedules,
-        # K runs' epochs, one after the other and side by side on K streams (K: "2", "6")
+        # K runs' epochs, one after the other and side by side on K streams (K: "2", "6"), with
+        # the workflow's convolution forms (the records up to c87efcd, whose two-run keys the
+        # record repeats below for K = 2, trained with PyTorch's forms)
         "runs_side_by_side": side,
+        "runs_side_by_side_network": network,
     }
     if two:  # the keys of the records before K runs (b1d33d5, c87efcd)
         record |= {

@@ -390,6 +390,7 @@ def test_overlap_probe_times_every_schedule_on_the_cpu(tmp_path):
     assert record["two_runs_epoch_seconds"]["side_by_side"] > 0
     # K runs side by side (2 and 6 by default): each K timed both ways, and traced
     assert set(record["runs_side_by_side"]) == {"2", "3"}
+    assert record["runs_side_by_side_network"] == {"conv_bias": "add", "first_conv": "torch"}
     for k, runs in record["runs_side_by_side"].items():
         assert runs["one_after_the_other"] > 0 and runs["side_by_side"] > 0
         gain = runs["one_after_the_other"] / runs["side_by_side"]
