@@ -2,6 +2,7 @@
 has none: these live outside tests/ so that CI's no-skip rule does not apply to them)."""
 
 import contextlib
+import time
 from dataclasses import replace
 
 import pytest
@@ -239,6 +240,38 @@ def test_graphed_run_resumes_with_the_same_metrics(tmp_path):
     for a, b in zip(full, resumed, strict=True):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (full, resumed)
         assert a["test_acc"] == b["test_acc"]
+
+
+def test_background_checkpoints_hold_their_epochs_state_on_cuda(tmp_path, monkeypatch):
+    """Graphed fp32 training goes on while each checkpoint is written (here slowly, 0.3 s, in the
+    background thread): every checkpoint holds CPU tensors with its own epoch's weights and
+    momentum, those of a run stopped at that epoch, and the CUDA RNG state."""
+    import threading
+
+    from hw5repro import checkpoint
+
+    _fp32_exact()
+    data, real_save, written = _data(), checkpoint.save_atomic, {}
+
+    def slow_save(obj, path):
+        time.sleep(0.3)
+        assert threading.current_thread() is not threading.main_thread()
+        written[obj["epoch"]] = obj
+        real_save(obj, path)
+
+    monkeypatch.setattr(checkpoint, "save_atomic", slow_save)
+    settings = _resume_settings("cuda", precision="fp32", epochs=3, checkpoint_every=1)
+    _, _, info = train(data, settings, seed=2, checkpoint=tmp_path / "c.pt", progress=False)
+    assert info["cuda_graphs"] is True and sorted(written) == [1, 2, 3]
+    assert info["checkpoint_write_seconds"] >= 0.9
+    monkeypatch.setattr(checkpoint, "save_atomic", real_save)
+    for epoch in (1, 2):
+        snapshot = written[epoch]
+        assert snapshot["rng"]["cuda"].device.type == "cpu"
+        _, model, _ = train(data, replace(settings, epochs=epoch), seed=2, progress=False)
+        for key, value in model.state_dict().items():
+            assert snapshot["model"][key].device.type == "cpu"
+            assert torch.allclose(snapshot["model"][key], value.cpu(), rtol=1e-5, atol=1e-6), key
 
 
 @pytest.mark.parametrize("conv_bias", ["add", "triton"])
