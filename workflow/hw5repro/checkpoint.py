@@ -16,8 +16,8 @@ The training loop waits only for a copy of the state, not for the disk: :class:`
 copies every tensor to the host at the epoch's end and a background thread writes the files
 (one checkpoint at a time), while the next epochs train. A paper-scale run's checkpoint is 72 MB
 (weights and momentum), which ``torch.save`` and ``fsync`` take about 0.25 s to write on the
-project's CPU machine: six fused runs left a GPU idle 1.8 s at every checkpoint when the loop
-wrote them itself (``benchmarks/checkpoint_pause.py``).
+project's CPU machine, where six fused runs stopped the loop 1.8 s at every checkpoint when it
+wrote them itself (``benchmarks/checkpoint_pause.py``): on a GPU, idle time.
 """
 
 from __future__ import annotations
