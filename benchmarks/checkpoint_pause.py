@@ -20,24 +20,18 @@ import argparse
 import contextlib
 import json
 import statistics
-import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
+from records import record_header
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from records import record_header  # noqa: E402
-
-from hw5repro.checkpoint import RunCheckpoints  # noqa: E402
-from hw5repro.device import resolve_device  # noqa: E402
-from hw5repro.model import count_parameters  # noqa: E402
-from hw5repro.runset import make_runs  # noqa: E402
-from hw5repro.training import RunData, Settings, resolve_settings  # noqa: E402
+from hw5repro.checkpoint import RunCheckpoints
+from hw5repro.device import resolve_device
+from hw5repro.model import count_parameters
+from hw5repro.runset import make_runs
+from hw5repro.training import RunData, Settings, resolve_settings
 
 #: checkpoints per paper-scale job (150 epochs, every 10, none after the last)
 PAPER_CHECKPOINTS_PER_JOB = 14
@@ -45,8 +39,10 @@ PAPER_CHECKPOINTS_PER_JOB = 14
 
 def runs_with_momentum(k: int, width: float, device: torch.device):
     """K runs as one training job holds them, after one SGD step (momentum buffers exist)."""
-    settings = Settings(epochs=150, batch_size=64, lr=0.01, momentum=0.9, width=width)
-    settings = resolve_settings(replace(settings, device=str(device), precision="fp32"))
+    paper = dict(epochs=150, batch_size=64, lr=0.01, momentum=0.9)
+    settings = resolve_settings(
+        Settings(**paper, width=width, device=str(device), precision="fp32")
+    )
     g = torch.Generator().manual_seed(0)
     datas = [
         RunData(
