@@ -13,10 +13,10 @@
 # Here, once:   bash benchmarks/prepare_device.sh        (MNIST -> .mnist, wheels -> .whl)
 # Device tool:  run  command "bash benchmarks/gpu_check.sh"  carry [".mnist", ".whl"]  timeout_s 600
 #               (STAGES="tests throughput smoke" for a 2-minute check of the set-up;
-#                STAGES="tests workflow_mps workflow": the six jobs at once under NVIDIA's
-#                Multi-Process Service, then by time slices, then STAGES=workflow_fused on the
-#                same warm machine: the six runs fused in one job (benchmarks/results/gpu/README.md,
-#                "Next GPU calls");
+#                STAGES="tests workflow_streams workflow_fused": the six runs in one job, side by
+#                side on CUDA streams and fused; then STAGES="workflow_mps workflow" on the same
+#                warm machine: the six jobs at once under NVIDIA's Multi-Process Service, and by
+#                time slices (benchmarks/results/gpu/README.md, "Next GPU calls");
 #                STAGES=zhang, a call of its own: Zhang's whole study, config/zhang.yaml;
 #                STAGES="tests throughput probe sweep zhang": issue 10's sweep and issue 12's
 #                fused numbers in one call, the study in the time left, with a partial record)
@@ -188,6 +188,10 @@ for s in $STAGES; do
     # start-up, the GPU filled by one fused step instead of six jobs' time slices
     workflow_fused) printf 'training:\n  runs_per_job: 6\n' >/tmp/fused6.yaml
       stage workflow_fused 300 "workflow workflow_fused '/tmp/chosen.yaml /tmp/fused6.yaml'" 200 ;;
+    # ... and with the six runs side by side in one job (group_form: streams): each its plain
+    # network with a single run's kernels, each run's step on its own CUDA stream of one graph
+    workflow_streams) printf 'training:\n  runs_per_job: 6\n  group_form: streams\n' >/tmp/streams6.yaml
+      stage workflow_streams 300 "workflow workflow_streams '/tmp/chosen.yaml /tmp/streams6.yaml'" 200 ;;
     # Zhang's whole study (config/zhang.yaml: 27 paper-scale runs, nine fused per job), in the
     # time left (alone, STAGES=zhang, it has most of a call): Snakemake is interrupted 30 s before
     # the stage's limit, and the partial record and the logged curves are written (the figure
@@ -232,12 +236,17 @@ if tp:
             rows.append((f"first convolution in Triton vs cuDNN: {what.lstrip('_') or 'training'}", tp[f"triton_first_conv_vs_torch{what}"], None))
     if tp.get("fused_triton_bias_vs_triton_bias"):
         rows.append(("6 runs fused with the Triton epilogues vs one job with them", tp["fused_triton_bias_vs_triton_bias"], None))
+    if tp.get("streams_vs_one_job"):
+        rows.append(("6 runs side by side on streams vs one job (PyTorch's passes)", tp["streams_vs_one_job"], None))
+    for key, what in (("streams_triton_vs_one_job", "one job"), ("streams_triton_vs_fused_triton_bias", "6 runs fused")):
+        if tp.get(key):
+            rows.append((f"6 runs side by side on streams, Triton kernels, vs {what} with them", tp[key], None))
     for form in ("gemm", "after_pool", "triton"):
         for what in ("", "_eval", "_evaluated_epoch"):
             key = f"{form}_bias_vs_add{what}"
             if tp.get(key):
                 rows.append((f"conv_bias {form} vs add: {what.lstrip('_') or 'training'}", tp[key], None))
-for name, what in (("workflow", ""), ("workflow_fused", ", six runs fused in one job"), ("workflow_mps", ", six jobs under MPS")):
+for name, what in (("workflow", ""), ("workflow_fused", ", six runs fused in one job"), ("workflow_streams", ", six runs side by side on streams of one job"), ("workflow_mps", ", six jobs under MPS")):
     wf = load(f"{name}.json")
     if wf:
         rows.append((f"paper-scale workflow{what} <= 150 s", wf["workflow_wall_seconds"], wf["workflow_wall_seconds"] <= 150))

@@ -309,6 +309,100 @@ def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias, monkeypatch):
             assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
 
 
+def _group_datas(k=3, n=200):
+    datas = [_data(n) for _ in range(k)]
+    for i, data in enumerate(datas):  # own labels per run
+        data.train_y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(i))
+    return datas
+
+
+@pytest.mark.parametrize("conv_bias", ["add", "triton"])
+def test_runs_side_by_side_on_streams_equal_runs_trained_alone(conv_bias):
+    """group_form: streams, three runs, CUDA graphs on (one graph of three stream branches) and
+    off (eager, the branches queued on three streams), fp32, dropout 0: each run's metrics are
+    the run's alone on the GPU, with every single-run kernel (the Triton epilogues and the
+    first convolution under triton)."""
+    from hw5repro.training import train_runs
+
+    _fp32_exact()
+    datas = _group_datas()
+    settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
+    settings = replace(settings, conv_bias=conv_bias, channels_last=True, group_form="streams")
+    settings = replace(settings, first_conv=conv_bias if conv_bias == "triton" else "torch")
+    for graphs in (True, False):
+        side, _, info = train_runs(
+            datas, replace(settings, cuda_graphs=graphs), [0, 1, 2], progress=False
+        )
+        assert info["cuda_graphs"] is graphs and info["group_form"] == "streams"
+        assert info["conv_bias"] == conv_bias and info["first_conv"] == settings.first_conv
+        for i, data in enumerate(datas):
+            alone, _, _ = train(data, settings, i, progress=False)
+            for a, b in zip(side[i], alone, strict=True):
+                assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (graphs, i, side[i], alone)
+                assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
+
+
+def test_runs_side_by_side_draw_their_own_fresh_dropout_masks_at_every_replay():
+    """lr 0 and three runs with the same weights and the same batch: different losses, between
+    the runs of one replay and between replays, can only come from their dropout masks, drawn
+    on three streams of one graph."""
+    from hw5repro.runset import StreamRuns
+    from hw5repro.steps import batch_sizes
+
+    settings = Settings(epochs=1, batch_size=64, lr=0.0, width=0.25, dropout=0.5)
+    settings = replace(settings, group_form="streams")
+    runs = StreamRuns(
+        [_data(64)] * 3, settings, [0, 0, 0], torch.device("cuda"), torch.channels_last,
+        contextlib.nullcontext,
+    )  # fmt: skip
+    step = GraphedStep(
+        EagerStep(runs.model, runs.optimizer, runs.loss(runs.model)),
+        batch_sizes(64, 64),
+        runs=3,
+    )
+    idx = torch.arange(64, device="cuda").expand(3, 64).contiguous()
+    losses = torch.stack([step(idx).clone() for _ in range(4)]).cpu()
+    assert losses.shape == (4, 3) and len(set(losses.flatten().tolist())) == 12, losses
+
+
+def test_runs_side_by_side_graphed_epoch_has_no_host_sync():
+    from hw5repro.runset import StreamRuns
+
+    settings = replace(Settings(epochs=1, batch_size=64, lr=0.01, width=0.25), momentum=0.9)
+    runs = StreamRuns(
+        _group_datas(n=1000), settings, [0, 1, 2], torch.device("cuda"), torch.channels_last,
+        contextlib.nullcontext,
+    )  # fmt: skip
+    eager = EagerStep(runs.model, runs.optimizer, runs.loss(runs.model))
+    step = GraphedStep(eager, batch_sizes(1000, 64), runs=3)
+    run_epoch(step, 1000, 64, runs.generators)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        run_epoch(step, 1000, 64, runs.generators)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def test_runs_side_by_side_resume_exactly_with_dropout(tmp_path):
+    """Streams, graphs, fp32, dropout 0.5 (the runs' masks from the shared CUDA stream, which
+    the checkpoints restore): 2 epochs, a checkpoint and 2 more == 4 epochs straight."""
+    from hw5repro.training import train_runs
+
+    _fp32_exact()
+    datas, seeds = _group_datas(), [0, 1, 2]
+    settings = replace(_resume_settings("cuda", precision="fp32"), group_form="streams")
+    paths = [tmp_path / f"r{i}.pt" for i in range(3)]
+    full, _, info = train_runs(datas, settings, seeds, progress=False)
+    assert info["cuda_graphs"] is True
+    train_runs(datas, replace(settings, epochs=2), seeds, paths, progress=False)
+    resumed, _, info = train_runs(datas, settings, seeds, paths, progress=False)
+    assert info["resumed_from_epoch"] == 2
+    for a, b in zip(full, resumed, strict=True):
+        for row_a, row_b in zip(a, b, strict=True):
+            assert abs(row_a["train_loss"] - row_b["train_loss"]) < 1e-4, (full, resumed)
+            assert row_a["test_acc"] == row_b["test_acc"]
+
+
 def test_overlapped_evaluation_measures_what_inline_evaluation_measures():
     """eval_overlap: true evaluates each epoch on a second stream while the next
     epoch trains on a high-priority stream, from a copy of the epoch's weights: fp32, dropout 0,

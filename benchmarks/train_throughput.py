@@ -22,7 +22,11 @@ images/s (``separate_summed_images_per_s``) is at least as large and equal to it
 jobs overlap perfectly. ``fused_vs_separate`` is ``fused_images_per_s`` (the workflow's fused
 loop: graphed on CUDA, eager on the CPU) over the primary number. On CUDA with Triton the K fused
 runs are also timed with the Triton epilogues (``fused_triton_bias_images_per_s``), against one
-job with them (``fused_triton_bias_vs_triton_bias``).
+job with them (``fused_triton_bias_vs_triton_bias``). The K runs are also timed side by side
+(``training.group_form: streams``: each run its plain network, each run's step on its own CUDA
+stream of one graph; on a CPU one after another): ``streams_images_per_s`` and, on CUDA with
+Triton, with the single run's Triton kernels (``streams_triton_images_per_s``) against one job
+with them (``streams_triton_vs_one_job``) and against the fused runs with them.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from hw5repro.fused import FusedAlexNet, fused_minibatch_loss
 from hw5repro.model import CONV_BIAS, AlexNet, count_parameters
 from hw5repro.reference_training import seed_style_epoch
 from hw5repro.runset import make_runs
+from hw5repro.side_by_side import SideBySideAlexNets, side_by_side_loss
 from hw5repro.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
 from hw5repro.training import RunData, Settings, make_step
 
@@ -124,21 +129,28 @@ class Bench:
         gen = torch.Generator(device=device).manual_seed(seed)
         return (lambda: run_epoch(step, a.images, a.batch_size, gen)), model
 
-    def fused_epoch(self, graphed: bool, fmt=None, **network):
+    def fused_epoch(self, graphed: bool, fmt=None, form: str = "fused", **network):
         """K = ``--fused`` runs (own weights, own batch of ``batch_size``; run i seeded i, as the
-        separate job i; ``network``: AlexNet's conv_bias) fused in one network; one epoch of all
-        K runs (a callable)."""
+        separate job i; ``network``: AlexNet's conv_bias, first_conv) in one job, in the form of
+        ``training.group_form``: fused in one network, or side by side, each run's step on its
+        own CUDA stream; one epoch of all K runs (a callable)."""
         a, device, k = self.args, self.device, self.args.fused
         fmt = fmt or self.fmt
         models = []
         for i in range(k):
             torch.manual_seed(i)
             models.append(AlexNet(width=a.width, **network))
-        model = FusedAlexNet(models).to(device, memory_format=fmt)
+        if form == "fused":
+            model = FusedAlexNet(models).to(device, memory_format=fmt)
+            xk = self.x.squeeze(1).expand(k, *self.x.shape[:1], 28, 28).to(device)
+            yk = self.y.expand(k, -1).to(device)
+            loss = fused_minibatch_loss(model, xk, yk, self.autocast, fmt)
+        else:
+            model = SideBySideAlexNets([m.to(device, memory_format=fmt) for m in models])
+            xd, yd = self.x.to(device, memory_format=fmt), self.y.to(device)
+            loss = side_by_side_loss(model, [xd] * k, [yd] * k, self.autocast)
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        xk = self.x.squeeze(1).expand(k, *self.x.shape[:1], 28, 28).to(device)
-        yk = self.y.expand(k, -1).to(device)
-        step = EagerStep(model, opt, fused_minibatch_loss(model, xk, yk, self.autocast, fmt))
+        step = EagerStep(model, opt, loss)
         if graphed:
             step = GraphedStep(step, batch_sizes(a.images, a.batch_size), runs=k)
         gens = [torch.Generator(device=device).manual_seed(i) for i in range(k)]
@@ -462,9 +474,37 @@ def main(argv=None) -> dict:
             "fused_triton_bias_vs_triton_bias": ips / one_job if one_job else None,
         }
 
+    # The same K runs side by side (training.group_form: streams), each its plain network with
+    # the single run's Triton epilogues and first convolution (the workflow's auto on CUDA), each
+    # run's step on its own CUDA stream of one graph, against one job with those kernels.
+    def streams_triton():
+        triton = dict(conv_bias="triton", first_conv="triton")
+        ips = fused_ips(graphed=graphed_s is not None, form="streams", **triton)
+        epoch, _ = bench.fast_epoch(graphed=graphed_s is not None, **triton)
+        one_job = args.images / time_loop(epoch, device, args.epochs)
+        return {
+            "streams_triton_images_per_s": ips,
+            "streams_triton_vs_one_job": ips / one_job,
+            "streams_triton_vs_fused_triton_bias": (
+                ips / bias_forms["fused_triton_bias_images_per_s"]
+                if bias_forms.get("fused_triton_bias_images_per_s")
+                else None
+            ),
+        }
+
     if args.fused > 1:
         bias_forms |= triton_candidate(
             "fused_triton_bias", device, fused_triton, ["_images_per_s", "_vs_triton_bias"]
+        )
+        # the side-by-side form with PyTorch's passes, on every device (on a CPU one run after
+        # another: the ratio shows the noise), and with the Triton kernels on CUDA
+        fused["streams_images_per_s"] = fused_ips(graphed=graphed_s is not None, form="streams")
+        fused["streams_vs_one_job"] = fused["streams_images_per_s"] * fast_s / args.images
+        bias_forms |= triton_candidate(
+            "streams_triton",
+            device,
+            streams_triton,
+            ["_images_per_s", "_vs_one_job", "_vs_fused_triton_bias"],
         )
 
     # Evaluation's epilogues as Triton kernels (training.triton_eval; CUDA only): evaluation at

@@ -130,6 +130,13 @@ def test_throughput_record(tmp_path):
     assert saved["fused_vs_separate_summed"] == pytest.approx(
         saved["fused_images_per_s"] / saved["separate_summed_images_per_s"]
     )
+    # the same runs side by side (group_form: streams), eager on the CPU, against one job
+    assert saved["streams_images_per_s"] > 0
+    assert saved["streams_vs_one_job"] == pytest.approx(
+        saved["streams_images_per_s"] / saved["fast_images_per_s"]
+    )
+    for key in ("_images_per_s", "_vs_one_job", "_vs_fused_triton_bias"):
+        assert saved[f"streams_triton{key}"] is None  # with the Triton kernels: CUDA only
 
 
 def test_a_triton_candidate_that_fails_costs_the_record_its_own_lines_only(monkeypatch):
@@ -188,8 +195,10 @@ def test_every_triton_candidate_of_the_throughput_record_runs(monkeypatch, tmp_p
     }
     if fused:
         timed["fused_triton_bias"] = ["_images_per_s", "_vs_triton_bias"]
+        timed["streams_triton"] = ["_images_per_s", "_vs_one_job", "_vs_fused_triton_bias"]
     else:
         assert "fused_triton_bias_images_per_s" not in record
+        assert "streams_triton_images_per_s" not in record
     for name, keys in timed.items():
         assert all(record[name + key] > 0 for key in keys), name
     assert {"inline_triton_bias", "inline_triton_first_conv", "inline_triton_eval"} <= set(
@@ -599,6 +608,8 @@ def test_gpu_check_fails_loudly(tmp_path):
     assert "FAILED: MPS: CUDA does not start under the daemon" in proc.stdout
     assert "workflow_mps: rc=1" in proc.stdout and "Building DAG" not in proc.stdout
     assert "quit" in calls.read_text()
-    proc = check("workflow", "150")
+    proc = check("workflow workflow_streams", "150")
     assert proc.returncode == 1 and "GPU CHECK FAILED" in proc.stdout
     assert "workflow: not run:" in proc.stdout and "it needs 200s" in proc.stdout
+    assert "workflow_streams: not run:" in proc.stdout
+    assert "group_form: streams" in (Path("/tmp") / "streams6.yaml").read_text()

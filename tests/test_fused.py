@@ -1,4 +1,5 @@
-"""K runs fused in one network train exactly as the K runs trained one by one."""
+"""K runs in one job, fused in one network or side by side (``training.group_form``), train
+exactly as the K runs trained one by one."""
 
 import contextlib
 import math
@@ -127,19 +128,43 @@ def test_train_runs_fused_gives_each_run_its_separate_metrics_and_model():
     assert math.isnan(fused[0][0]["train_acc_mislabelled"])  # no wrong labels in this run
 
 
-def test_fused_checkpoints_resume_fused_or_alone(tmp_path):
-    """Each run of a fused job writes its own checkpoint in a single run's format: the group
+def test_runs_side_by_side_train_bit_for_bit_as_alone():
+    """group_form: streams on a CPU: each run's steps are the single run's, one run after the
+    other, so its weights, accuracies and test losses are the ones it gets alone, bit for bit
+    (the epoch's mean training loss is reduced over (steps, K) instead of (steps,): to 1e-6)."""
+    from hw5repro.training import train, train_runs
+
+    datas, seeds = _run_datas(), [0, 1, 2]
+    side, models, info = train_runs(datas, _settings(group_form="streams"), seeds, progress=False)
+    assert info["runs_fused"] == 3 and info["group_form"] == "streams"
+    for data, seed, rows, model in zip(datas, seeds, side, models, strict=True):
+        alone, alone_model, alone_info = train(data, _settings(), seed, progress=False)
+        assert alone_info["group_form"] is None
+        for a, b in zip(rows, alone, strict=True):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+            for key in set(NUMERIC) - {"train_loss"}:
+                assert a[key] == b[key] or math.isnan(a[key]) and math.isnan(b[key]), key
+        for (name, value), other in zip(
+            model.state_dict().items(), alone_model.state_dict().values(), strict=True
+        ):
+            assert torch.equal(value, other), name
+
+
+@pytest.mark.parametrize("form", ["fused", "streams"])
+def test_group_checkpoints_resume_together_or_alone(tmp_path, form):
+    """Each run of a group writes its own checkpoint in a single run's format: the group
     resumes from them, and so does one run alone."""
     from hw5repro.training import train, train_runs
 
     datas, seeds = _run_datas(), [0, 1, 2]
-    straight, _, _ = train_runs(datas, _settings(epochs=4), seeds, progress=False)
+    kw = dict(group_form=form)
+    straight, _, _ = train_runs(datas, _settings(epochs=4, **kw), seeds, progress=False)
     paths = [tmp_path / f"r{i}.pt" for i in range(3)]
-    train_runs(datas, _settings(epochs=2), seeds, paths, progress=False)
+    train_runs(datas, _settings(epochs=2, **kw), seeds, paths, progress=False)
     assert [torch.load(p, weights_only=True)["epoch"] for p in paths] == [2, 2, 2]
     single = tmp_path / "alone.pt"
     single.write_bytes(paths[1].read_bytes())
-    resumed, _, info = train_runs(datas, _settings(epochs=4), seeds, paths, progress=False)
+    resumed, _, info = train_runs(datas, _settings(epochs=4, **kw), seeds, paths, progress=False)
     assert info["resumed_from_epoch"] == 2
     for a, b in zip(resumed, straight, strict=True):
         _close(a, b)
@@ -148,15 +173,18 @@ def test_fused_checkpoints_resume_fused_or_alone(tmp_path):
     _close(alone, straight[1])
 
 
-def test_fused_bf16_channels_last_with_dropout_resumes_exactly(tmp_path):
-    """bf16 autocast, channels_last and dropout 0.5 (the runs' masks come from one shared
-    stream): two epochs, a checkpoint and two more equal four epochs straight, run by run."""
+# bf16 on a CPU is slow (40 s here): the fused form in bf16, the streams form in fp32
+@pytest.mark.parametrize("form, precision", [("fused", "bf16"), ("streams", "fp32")])
+def test_group_channels_last_with_dropout_resumes_exactly(tmp_path, form, precision):
+    """channels_last and dropout 0.5 (the runs' masks come from one shared stream), fused in
+    bf16 autocast or side by side in fp32: two epochs, a checkpoint and two more equal four
+    epochs straight, run by run."""
     from hw5repro.training import train_runs
 
     datas, seeds = _run_datas(), [0, 1, 2]
-    kw = dict(precision="bf16", channels_last=True, dropout=0.5)
+    kw = dict(precision=precision, channels_last=True, dropout=0.5, group_form=form)
     straight, _, info = train_runs(datas, _settings(epochs=4, **kw), seeds, progress=False)
-    assert info["precision"] == "bf16" and info["channels_last"] is True
+    assert info["precision"] == precision and info["channels_last"] is True
     paths = [tmp_path / f"r{i}.pt" for i in range(3)]
     train_runs(datas, _settings(epochs=2, **kw), seeds, paths, progress=False)
     resumed, _, info = train_runs(datas, _settings(epochs=4, **kw), seeds, paths, progress=False)
@@ -166,4 +194,4 @@ def test_fused_bf16_channels_last_with_dropout_resumes_exactly(tmp_path):
             for key in NUMERIC:
                 assert row_a[key] == pytest.approx(row_b[key], abs=0, nan_ok=True), key
     losses = [row["train_loss"] for row in straight[0]]
-    assert all(0 < loss < 10 for loss in losses)  # finite and sane in bf16
+    assert all(0 < loss < 10 for loss in losses)  # finite and sane

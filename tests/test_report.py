@@ -340,7 +340,8 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
 def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
     """The device table's step says how the convolutions added their bias (training.conv_bias
     as the run's record states it), whether the first convolution ran in Triton, whether
-    evaluation ran the Triton epilogues and how many runs were fused; runs alike are counted
+    evaluation ran the Triton epilogues and how many runs trained together, in which form (an
+    older record without ``group_form`` was fused); runs alike are counted
     once. The facts come from the runs' run.json files."""
     base = {"device": "cuda", "device_name": "H100", "precision": "bf16", "cuda_graphs": True}
     runs = [
@@ -353,10 +354,13 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         base | {"first_conv": "torch"},
         base | {"conv_bias": "triton"},
         base | {"cuda_graphs": False, "runs_fused": 3},
+        base | {"cuda_graphs": False, "runs_fused": 3, "group_form": "fused"},
+        base | {"runs_fused": 6, "group_form": "streams"},
+        base | {"device": "cpu", "cuda_graphs": False, "runs_fused": 2, "group_form": "streams"},
     ]
     paths = []
     for i, run in enumerate(runs):
-        paths.append(tmp_path / f"run{i}" / "run.json")
+        paths.append(tmp_path / f"run{i:02d}" / "run.json")
         paths[-1].parent.mkdir()
         paths[-1].write_text(json.dumps(run))
     assert [(d["step"], d["runs"]) for d in prov.devices(prov.run_infos(paths))] == [
@@ -366,7 +370,9 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         ("CUDA graph, Triton evaluation epilogues", 1),
         ("CUDA graph, bias as a matrix product, first convolution in Triton", 1),
         ("CUDA graph, bias, ReLU and max-pool as Triton kernels", 1),
-        ("eager, 3 runs fused", 1),
+        ("eager, 3 runs fused", 2),
+        ("CUDA graph, 6 runs side by side on CUDA streams", 1),
+        ("eager, 2 runs side by side one after another", 1),
     ]
 
 

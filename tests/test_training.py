@@ -539,7 +539,8 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
 
 def test_a_fused_job_writes_each_run_and_ties_its_checkpoints_to_the_group(tmp_path):
     """Two runs in one job: each run's own files and facts; a run's fingerprint also names the
-    runs it trained with (they share the dropout stream), so it differs from the run alone."""
+    runs it trained with (they share the dropout stream) and their form, so it differs from the
+    run alone and from the run side by side."""
     from hw5repro.training import train_job
 
     raw = _raw_mnist(tmp_path)
@@ -559,6 +560,15 @@ def test_a_fused_job_writes_each_run_and_ties_its_checkpoints_to_the_group(tmp_p
     alone = {key: tmp_path / "alone" / file for key, file in FILES.items()}
     train_job(names[:1], raw, DATA, config, [alone], [tmp_path / "c"])
     assert json.loads(alone["info"].read_text())["fingerprint"] != infos[0]["fingerprint"]
+    # the runs side by side (group_form: streams) are another result: the forms draw the
+    # shared dropout stream differently, so neither resumes the other's checkpoints
+    assert all(info["group_form"] == "fused" for info in infos)
+    config = _job_config(runs_per_job=2, group_form="streams")
+    train_job(names, raw, DATA, config, outputs, checkpoints, job="group0")
+    side = [json.loads(out["info"].read_text()) for out in outputs]
+    assert [info["group_form"] for info in side] == ["streams", "streams"]
+    assert side[0]["settings"]["group_form"] == "streams"
+    assert side[0]["fingerprint"] != infos[0]["fingerprint"]
 
 
 FILES = {"metrics": "metrics.csv", "model": "model.pt", "info": "run.json"}

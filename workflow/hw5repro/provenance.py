@@ -39,6 +39,7 @@ RUN_KEYS = [
     "first_conv",
     "triton_eval",
     "runs_fused",
+    "group_form",
     "torch",
     "cuda",
     "cudnn",
@@ -136,6 +137,14 @@ def software_line(run: dict) -> str:
     return ", ".join(f"{name} {run[key]}" for key, name in names.items() if run.get(key))
 
 
+def _group_form(run: dict) -> str:
+    """How a job's runs trained together (run.json's ``group_form``; records before it: fused)."""
+    if run.get("group_form") != "streams":
+        return "fused"
+    on = " on CUDA streams" if str(run["device"]).startswith("cuda") else " one after another"
+    return "side by side" + on
+
+
 def devices(runs: Sequence[dict]) -> list[dict]:
     """Distinct (device, device name, precision, training step, software) with the number of
     runs on each."""
@@ -152,7 +161,7 @@ def devices(runs: Sequence[dict]) -> list[dict]:
         if run.get("triton_eval"):
             step += ", Triton evaluation epilogues"
         if (run.get("runs_fused") or 1) > 1:
-            step += f", {run['runs_fused']} runs fused"
+            step += f", {run['runs_fused']} runs " + _group_form(run)
         key = (run["device"], run["device_name"], run["precision"], step, software_line(run))
         seen[key] = seen.get(key, 0) + 1
     return [

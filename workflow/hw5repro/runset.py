@@ -1,11 +1,14 @@
 """The runs one training process trains at once, behind one interface.
 
-:class:`SingleRun` is one run on a plain :class:`~hw5repro.model.AlexNet`; :class:`FusedRuns` is
-K runs in one :class:`~hw5repro.fused.FusedAlexNet` (``train_runs`` with K datasets). Both give the
-training loop the same things: the network and its SGD optimiser, the loss of a minibatch (for
-the step), the runs' batch-order generators, what evaluating them needs (a plain evaluation network
-per run, each run's weights and data: :mod:`hw5repro.evaluation`), and each run's own state in the
-format of a single run's checkpoint, so that a run resumes fused or alone alike.
+:class:`SingleRun` is one run on a plain :class:`~hw5repro.model.AlexNet`. K runs
+(``train_runs`` with K datasets) are :class:`FusedRuns`, one
+:class:`~hw5repro.fused.FusedAlexNet` (``training.group_form: fused``), or :class:`StreamRuns`,
+K plain networks side by side, each run's step on a CUDA stream of its own (``group_form:
+streams``; :mod:`hw5repro.side_by_side`). All three give the training loop the same things: the
+network and its SGD optimiser, the loss of a minibatch (for the step), the runs' batch-order
+generators, what evaluating them needs (a plain evaluation network per run, each run's weights
+and data: :mod:`hw5repro.evaluation`), and each run's own state in the format of a single run's
+checkpoint, so that a run resumes in a group or alone alike.
 
 Each run keeps what it has when trained alone: initial weights from its own seed stream, its own
 labels or corrupted inputs, its own permutation of the data every epoch and its own batch.
@@ -22,6 +25,7 @@ from .experiment import stream_seed
 from .fused import FusedAlexNet, fused_minibatch_loss
 from .model import AlexNet
 from .sgd import SGD
+from .side_by_side import SideBySideAlexNets, side_by_side_loss
 from .steps import minibatch_loss
 
 
@@ -53,6 +57,23 @@ def make_optimizer(settings, model) -> SGD:
 def batch_generator(seed: int) -> torch.Generator:
     """A run's batch order comes from a CPU generator on every device (see steps.permutation)."""
     return torch.Generator().manual_seed(stream_seed(seed, "batches"))
+
+
+def run_optimizer_state(optimizer: SGD, buffers: list) -> dict:
+    """A single run's optimiser state dict (``torch.optim.SGD``'s layout) from its momentum
+    buffers in the order of its parameters (None where a parameter has none yet)."""
+    group = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
+    return {
+        "state": {i: {"momentum_buffer": b} for i, b in enumerate(buffers) if b is not None},
+        "param_groups": [{**group, "params": list(range(len(buffers)))}],
+    }
+
+
+def momentum_buffers(state: dict, count: int) -> list:
+    """The inverse of :func:`run_optimizer_state`: a run's ``count`` buffers (or None) from its
+    checkpoint's state."""
+    entries = state["optimizer"]["state"]
+    return [entries.get(i, {}).get("momentum_buffer") for i in range(count)]
 
 
 class SingleRun:
@@ -157,17 +178,9 @@ class FusedRuns:
         """Run ``run``'s state exactly as a single run's checkpoint holds it."""
         names = [name for name, _ in self.nets[0].named_parameters()]
         buffers = self.model.unfuse(self._momentum(), run)
-        group = {k: v for k, v in self.optimizer.param_groups[0].items() if k != "params"}
         return {
             "model": self.model.unfused(run),
-            "optimizer": {
-                "state": {
-                    i: {"momentum_buffer": buffers[name]}
-                    for i, name in enumerate(names)
-                    if name in buffers
-                },
-                "param_groups": [{**group, "params": list(range(len(names)))}],
-            },
+            "optimizer": run_optimizer_state(self.optimizer, [buffers.get(n) for n in names]),
             "perm": self.generators[run].get_state(),
         }
 
@@ -175,7 +188,11 @@ class FusedRuns:
         names = [name for name, _ in self.nets[0].named_parameters()]
         self.model.load_state_dict(self.model.fuse([s["model"] for s in states]))
         buffers = [
-            {names[i]: entry["momentum_buffer"] for i, entry in s["optimizer"]["state"].items()}
+            {
+                name: b
+                for name, b in zip(names, momentum_buffers(s, len(names)), strict=True)
+                if b is not None
+            }
             for s in states
         ]
         fused = self.model.fuse(buffers)
@@ -191,8 +208,66 @@ class FusedRuns:
         return net
 
 
+class StreamRuns:
+    """K runs side by side: each its plain AlexNet, one SGD optimiser over all of them (exactly
+    K independent SGDs), each run's step on its own CUDA stream (:mod:`hw5repro.side_by_side`); a
+    minibatch index is (K, B), one batch per run."""
+
+    def __init__(self, datas, settings, seeds, device, memory_format, autocast):
+        self.settings, self.autocast = settings, autocast
+        self.runs = self.index_runs = len(datas)
+        self.nets = [
+            build_model(settings, seed).to(device, memory_format=memory_format) for seed in seeds
+        ]
+        self.model = SideBySideAlexNets(self.nets)
+        self.optimizer = make_optimizer(settings, self.model)
+        self.eval_nets = [copy.deepcopy(net) for net in self.nets]
+        self.generators = [batch_generator(seed) for seed in seeds]
+        self.train_x = [d.train_x.to(device, memory_format=memory_format) for d in datas]
+        self.test_x = [d.test_x.to(device, memory_format=memory_format) for d in datas]
+        self.train_y = [d.train_y.to(device) for d in datas]
+        self.test_y = [d.test_y.to(device) for d in datas]
+        self.mislabelled = torch.stack([d.mislabelled for d in datas]).to(device)
+        self.n = self.train_x[0].shape[0]
+
+    def loss(self, model):
+        return side_by_side_loss(model, self.train_x, self.train_y, self.autocast)
+
+    def weights(self, run: int) -> dict[str, torch.Tensor]:
+        return self.nets[run].state_dict()
+
+    def eval_data(self, run: int):
+        return self.train_x[run], self.train_y[run], self.test_x[run], self.test_y[run]
+
+    def run_state(self, run: int) -> dict:
+        """Run ``run``'s state exactly as a single run's checkpoint holds it."""
+        state = self.optimizer.state
+        buffers = [state[p].get("momentum_buffer") for p in self.nets[run].parameters()]
+        return {
+            "model": self.nets[run].state_dict(),
+            "optimizer": run_optimizer_state(self.optimizer, buffers),
+            "perm": self.generators[run].get_state(),
+        }
+
+    def load_run_states(self, states: list[dict]) -> None:
+        for net, generator, state in zip(self.nets, self.generators, states, strict=True):
+            net.load_state_dict(state["model"])
+            params = list(net.parameters())
+            for p, buffer in zip(params, momentum_buffers(state, len(params)), strict=True):
+                if buffer is not None:
+                    self.optimizer.state[p]["momentum_buffer"] = buffer.to(p.device, p.dtype)
+            generator.set_state(state["perm"])
+
+    def run_model(self, run: int) -> AlexNet:
+        return self.nets[run]
+
+
+#: ``training.group_form``: how the runs of a job with more than one train together.
+GROUP_FORMS = {"fused": FusedRuns, "streams": StreamRuns}
+
+
 def make_runs(datas, settings, seeds, device, memory_format, autocast):
-    cls = SingleRun if len(datas) == 1 else FusedRuns
+    cls = SingleRun if len(datas) == 1 else GROUP_FORMS[settings.group_form]
     runs = cls(datas, settings, seeds, device, memory_format, autocast)
     fused_epilogues = resolve_triton_eval(settings.triton_eval, device)
     for net in runs.eval_nets:

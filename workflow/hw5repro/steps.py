@@ -2,8 +2,9 @@
 
 A step is a callable ``step(idx) -> loss``: it trains on the minibatch ``idx`` (forward,
 backward, SGD update) and returns the minibatch's mean loss as a device tensor that stays valid
-until the next call. For one run ``idx`` is ``(B,)`` and the loss a scalar; for K runs fused in
-one network (:mod:`hw5repro.fused`) ``idx`` is ``(K, B)``, one batch per run, and the loss ``(K,)``.
+until the next call. For one run ``idx`` is ``(B,)`` and the loss a scalar; for K runs in one job
+(fused in one network, :mod:`hw5repro.fused`, or side by side, :mod:`hw5repro.side_by_side`)
+``idx`` is ``(K, B)``, one batch per run, and the loss ``(K,)``.
 ``run_epoch`` drives any step over the epoch's permutation(s).
 
 - :class:`EagerStep` runs the step op by op (CPU and GPU), for one run or K fused runs.

@@ -89,6 +89,7 @@ class Settings:
     eval_overlap: object = "auto"
     triton_eval: object = "auto"
     runs_per_job: int = 1
+    group_form: str = "fused"
     eval_every: int = 1
     eval_batch_size: int = 1000
     checkpoint_every: int = 10
@@ -194,8 +195,9 @@ def train_runs(
     descs: list[str] | None = None,
     final_checkpoint: bool = True,
 ) -> tuple[list[list[dict]], list[AlexNet], dict]:
-    """Train K >= 1 runs in one process (K > 1: fused in one network); returns each run's
-    per-epoch metrics and trained model, and facts about the job.
+    """Train K >= 1 runs in one process (K > 1: in the form ``settings.group_form``, fused in
+    one network or side by side); returns each run's per-epoch metrics and trained model, and
+    facts about the job.
 
     With checkpoint paths the runs resume from their checkpoints when every one exists and
     belongs to its fingerprint (else they are set aside), and write them every
@@ -276,7 +278,8 @@ def train_runs(
         "eval_overlap": evaluator.overlap,
         "triton_eval": runs.eval_nets[0].features.fused_eval_epilogues,
         "compiled": bool(settings.compile),
-        "runs_fused": k,
+        "runs_fused": k,  # runs in the job, whatever their form
+        "group_form": settings.group_form if k > 1 else None,
         "resumed_from_epoch": start_epoch,
         "wall_seconds": time.perf_counter() - wall_start,
         # the loop's pauses for checkpoints (host copies), and their writing in the background
