@@ -154,4 +154,10 @@ def test_result_and_operational_settings_split():
     assert job["training"]["lr"] == 0.1 and job["model"] == params["model"]
     results = result_config(config)
     assert "resources" not in results and "local_dir" not in results["data"]
+    # how a job's runs train together acts only where a job trains more than one
+    assert config["training"]["runs_per_job"] == 1 and "group_form" not in params["training"]
+    assert "group_form" not in results["training"]
+    grouped = merge(config, {"training": {"runs_per_job": 2, "group_form": "streams"}})
+    assert training_params(grouped)["training"]["group_form"] == "streams"
+    assert result_config(grouped)["training"]["group_form"] == "streams"
     assert results["report"]["title"] == "HW5 reproduced (smoke preset)"

@@ -144,6 +144,19 @@ def test_a_new_seed_adds_a_group_and_retrains_nothing_else(fused_run, tmp_path):
     assert jobs["train"] == 1 and jobs["run_files"] == 3 and "fetch_mnist" not in jobs, jobs
 
 
+def test_the_group_form_retrains_the_groups(fused_run, tmp_path):
+    """training.group_form acts where a job trains several runs: streams instead of fused
+    retrains every group (and what follows), not the data (tests/test_reruns.py: with one run
+    per job it reruns nothing)."""
+    config = yaml.safe_load((fused_run / "config.yaml").read_text())
+    config["training"]["group_form"] = "streams"
+    path = tmp_path / "streams.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    jobs = planned_jobs(fused_run, path)
+    assert jobs["train"] == 2 and jobs["memorisation_tables"] == 1, jobs
+    assert "fetch_mnist" not in jobs, jobs
+
+
 def test_zhang_preset_is_the_whole_study_in_three_fused_jobs(tmp_path):
     """config/zhang.yaml: 6 label ratios + 3 input corruptions, 3 seeds, paper scale; one job
     per seed trains its nine runs fused."""

@@ -55,6 +55,14 @@ def test_operational_training_key_reruns_nothing(smoke_run, tmp_path, values):
     assert planned_jobs(smoke_run, changed_config(smoke_run, tmp_path, "training", **values)) == {}
 
 
+def test_group_form_with_one_run_per_job_reruns_nothing(smoke_run, tmp_path):
+    """training.group_form says how a job's runs train together: with one run per job (the
+    smoke preset) it cannot change a result, so it reruns nothing (hw5repro.settings,
+    CONDITIONAL_KEYS; tests/test_fused_workflow.py: with groups it retrains them)."""
+    changed = changed_config(smoke_run, tmp_path, "training", group_form="streams")
+    assert planned_jobs(smoke_run, changed) == {}
+
+
 def test_resources_rerun_nothing(smoke_run, tmp_path):
     config = changed_config(
         smoke_run, tmp_path, "resources", default={"mem_mb": 3500, "runtime": 12}

@@ -241,8 +241,8 @@ class StreamRuns:
 
     def run_state(self, run: int) -> dict:
         """Run ``run``'s state exactly as a single run's checkpoint holds it."""
-        state = self.optimizer.state
-        buffers = [state[p].get("momentum_buffer") for p in self.nets[run].parameters()]
+        state = self.optimizer.state  # (a defaultdict: .get adds no entries)
+        buffers = [state.get(p, {}).get("momentum_buffer") for p in self.nets[run].parameters()]
         return {
             "model": self.nets[run].state_dict(),
             "optimizer": run_optimizer_state(self.optimizer, buffers),

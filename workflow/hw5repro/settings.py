@@ -1,9 +1,11 @@
 """The configuration's keys split once: settings that change a result, and operational ones.
 
 A rule's ``params`` carry only result settings, so changing an operational key (how often to
-checkpoint, the evaluation batch size, how runs are packed into jobs, where the data lies, what the
-scheduler is asked for) reruns nothing. The training job still receives every setting: the script
-merges the operational keys back from the workflow's config (:func:`job_config`).
+checkpoint, the evaluation batch size, where the data lies, what the scheduler is asked for)
+reruns nothing, and neither does a result key where it cannot act (``CONDITIONAL_KEYS``:
+``training.group_form`` with one run per job). The training job still receives every setting
+that acts: the script merges the operational keys back from the workflow's config
+(:func:`job_config`).
 
 Run ``python -m hw5repro.settings --write`` to regenerate the key table of config/README.md from
 config/schema.yaml (a test checks that the two agree).
@@ -27,6 +29,12 @@ OPERATIONAL_KEYS = (
     "training.triton_eval",  # which kernels compute the evaluation's same values
     "resources",
 )
+#: Result keys that change nothing unless a condition on their section holds (dotted key ->
+#: condition): how a job's runs train together matters only where a job trains more than one.
+#: Where the condition fails the key is left out of the result settings, as an operational key is.
+CONDITIONAL_KEYS = {
+    "training.group_form": lambda training: training.get("runs_per_job", 1) > 1,
+}
 #: The sections a training job reads.
 TRAINING_SECTIONS = ("model", "training")
 
@@ -40,6 +48,13 @@ TABLE_END = "<!-- end of keys -->"
 def is_operational(key: str) -> bool:
     """Whether the dotted ``key`` (e.g. ``training.checkpoint_every``) never changes a result."""
     return any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS)
+
+
+def is_inert(key: str, section: Mapping) -> bool:
+    """Whether the dotted ``key`` changes nothing where its section has the values ``section``
+    (``training.group_form`` with one run per job)."""
+    applies = CONDITIONAL_KEYS.get(key)
+    return applies is not None and not applies(section)
 
 
 def _plain(value):
@@ -62,9 +77,16 @@ def _without_operational(value, prefix: str = ""):
 
 
 def result_config(config: Mapping) -> dict:
-    """The configuration without its operational keys: what provenance records and the report
-    renders, and what changes their output."""
-    return _without_operational(_plain(config))
+    """The configuration without its operational keys and the keys inert in it
+    (:data:`CONDITIONAL_KEYS`): what provenance records and the report renders, and what changes
+    their output."""
+    results = _without_operational(_plain(config))
+    for key in CONDITIONAL_KEYS:
+        section, name = key.split(".")
+        values = results.get(section, {})
+        if name in values and is_inert(key, values):
+            del values[name]
+    return results
 
 
 def training_params(config: Mapping) -> dict:

@@ -34,7 +34,7 @@ from .evaluation import EpochEvaluator, EpochResult
 from .first_conv import first_conv_used
 from .model import AlexNet, conv_bias_used
 from .runset import make_runs, model_settings
-from .settings import is_operational
+from .settings import is_inert, is_operational
 from .steps import (
     CompiledStep,
     EagerStep,
@@ -340,7 +340,12 @@ def train(
 def result_settings(settings: Settings) -> dict:
     """The settings that change a run's result (hw5repro.settings splits the keys once): what a
     checkpoint's fingerprint covers."""
-    return {k: v for k, v in sorted(vars(settings).items()) if not is_operational(f"training.{k}")}
+    values = vars(settings)
+    return {
+        k: v
+        for k, v in sorted(values.items())
+        if not is_operational(f"training.{k}") and not is_inert(f"training.{k}", values)
+    }
 
 
 def load_model(path: str | Path, map_location="cpu") -> AlexNet:
