@@ -52,6 +52,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "triton_eval",
                 "eval_overlap",
                 "runs_fused",
+                "group_form",
                 "job",
                 "wall_seconds",
                 "checkpoint_pause_seconds",

@@ -289,6 +289,7 @@ def test_workflow_record_of_a_finished_run(smoke_run, tmp_path):
     assert all(0 < seconds < saved["train_job_seconds"][job] for job, seconds in outside.items())
     details = saved["run_details"]["labels_r1_s0"]
     assert details["cuda_graphs"] is False and details["epochs"] >= 1
+    assert details["runs_fused"] == 1 and details["group_form"] is None  # one run per job
     # checkpoints: the smoke preset writes one every 2 epochs, in the background
     pauses = saved["train_job_checkpoint_pause_seconds"]
     assert set(pauses) == set(saved["train_job_seconds"])
