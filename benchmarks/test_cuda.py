@@ -375,10 +375,11 @@ def test_runs_side_by_side_graphed_epoch_has_no_host_sync():
     )  # fmt: skip
     eager = EagerStep(runs.model, runs.optimizer, runs.loss(runs.model))
     step = GraphedStep(eager, batch_sizes(1000, 64), runs=3)
-    run_epoch(step, 1000, 64, runs.generators)
+    gens = [torch.Generator(device="cuda").manual_seed(i) for i in range(3)]  # as the tests above
+    run_epoch(step, 1000, 64, gens)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        run_epoch(step, 1000, 64, runs.generators)
+        run_epoch(step, 1000, 64, gens)
     finally:
         torch.cuda.set_sync_debug_mode(0)
 

@@ -420,6 +420,28 @@ def test_compiled_training_computes_what_eager_training_computes(monkeypatch):
     assert_same_metrics(eager, compiled, rel=1e-4, abs=1e-5)
 
 
+def test_compiled_runs_side_by_side_share_one_compiled_network(monkeypatch):
+    """group_form: streams with training.compile: each run's network is compiled, and all share
+    one graph per batch size (two here), not one per run and batch size, which past Dynamo's
+    recompile limit would run eager, silently; the values are the eager ones."""
+    from torch._dynamo.utils import counters
+
+    from hw5repro.training import train_runs
+
+    _compile_with(monkeypatch, "aot_eager")
+    counters.clear()
+    datas = [toy_data(n=72, n_test=16, seed=i) for i in range(3)]
+    kw = dict(epochs=2, dropout=0.0, runs_per_job=3, group_form="streams")
+    compiled, _, info = train_runs(
+        datas, small_settings(compile=True, **kw), [0, 1, 2], progress=False
+    )
+    assert info["compiled"] is True and info["group_form"] == "streams"
+    assert counters["stats"]["unique_graphs"] == 2 and not counters["unimplemented"]
+    eager, _, _ = train_runs(datas, small_settings(**kw), [0, 1, 2], progress=False)
+    for a, b in zip(compiled, eager, strict=True):
+        assert_same_metrics(b, a, rel=1e-4, abs=1e-5)
+
+
 def test_a_compiler_failure_names_the_setting(monkeypatch):
     """torch.compile compiles at the first step, not where it is called: the job stops there
     with an error naming training.compile and the cause (no silent fall back to eager mode,

@@ -35,6 +35,13 @@ class SideBySideAlexNets(nn.Module):
     def forward(self, run: int, x: torch.Tensor) -> torch.Tensor:
         return self.nets[run](x)
 
+    def compiled(self) -> SideBySideAlexNets:
+        """The same networks (the same parameters) through ``torch.compile`` one by one: they
+        share AlexNet's compiled code, one graph per batch size. Compiled whole, this module
+        would be compiled once per run index (``run`` is a constant to Dynamo) and, past
+        Dynamo's recompile limit (8: nine runs), run eager with a mere warning."""
+        return SideBySideAlexNets([torch.compile(net) for net in self.nets])
+
 
 def side_by_side_loss(model, xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor], autocast):
     """The step's loss ``idx (K, B) -> (K,)``: run k's mean cross-entropy on ``xs[k][idx[k]]``,

@@ -35,6 +35,7 @@ from .first_conv import first_conv_used
 from .model import AlexNet, conv_bias_used
 from .runset import make_runs, model_settings
 from .settings import is_inert, is_operational
+from .side_by_side import SideBySideAlexNets
 from .steps import (
     CompiledStep,
     EagerStep,
@@ -176,7 +177,9 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torc
 def make_step(settings: Settings, runs, device):
     """The training step the settings ask for: eager, over a compiled model (``compile``), and
     graphed on CUDA (``cuda_graphs``); over one run or K fused runs alike."""
-    model = torch.compile(runs.model) if settings.compile else runs.model
+    model = runs.model
+    if settings.compile:  # runs side by side: each run's network (SideBySideAlexNets.compiled)
+        model = model.compiled() if isinstance(model, SideBySideAlexNets) else torch.compile(model)
     step = EagerStep(runs.model, runs.optimizer, runs.loss(model))
     if settings.compile:  # compiled lazily, in the first steps: CompiledStep names a failure
         step = CompiledStep(step)
