@@ -187,11 +187,15 @@ def test_graphed_epoch_has_no_host_sync():
     x, y = data.train_x.cuda(), data.train_y.cuda()
     loss = minibatch_loss(model, x, y, contextlib.nullcontext)
     step = GraphedStep(EagerStep(model, opt, loss), batch_sizes(1000, 64))
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    run_epoch(step, 1000, 64, gen)
+    _second_epoch_has_no_host_sync(step, torch.Generator(device="cuda").manual_seed(0))
+
+
+def _second_epoch_has_no_host_sync(step, generators, n=1000):
+    """An epoch of ``step`` (warm-up), then one that fails at any host sync."""
+    run_epoch(step, n, 64, generators)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        run_epoch(step, 1000, 64, gen)
+        run_epoch(step, n, 64, generators)
     finally:
         torch.cuda.set_sync_debug_mode(0)
 
@@ -376,12 +380,7 @@ def test_runs_side_by_side_graphed_epoch_has_no_host_sync():
     eager = EagerStep(runs.model, runs.optimizer, runs.loss(runs.model))
     step = GraphedStep(eager, batch_sizes(1000, 64), runs=3)
     gens = [torch.Generator(device="cuda").manual_seed(i) for i in range(3)]  # as the tests above
-    run_epoch(step, 1000, 64, gens)
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        run_epoch(step, 1000, 64, gens)
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
+    _second_epoch_has_no_host_sync(step, gens)
 
 
 def test_runs_side_by_side_resume_exactly_with_dropout(tmp_path):

@@ -176,7 +176,7 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torc
 
 def make_step(settings: Settings, runs, device):
     """The training step the settings ask for: eager, over a compiled model (``compile``), and
-    graphed on CUDA (``cuda_graphs``); over one run or K fused runs alike."""
+    graphed on CUDA (``cuda_graphs``); over one run or K runs in one job (either form) alike."""
     model = runs.model
     if settings.compile:  # runs side by side: each run's network (SideBySideAlexNets.compiled)
         model = model.compiled() if isinstance(model, SideBySideAlexNets) else torch.compile(model)
