@@ -278,6 +278,13 @@ def test_background_checkpoints_hold_their_epochs_state_on_cuda(tmp_path, monkey
             assert torch.allclose(snapshot["model"][key], value.cpu(), rtol=1e-5, atol=1e-6), key
 
 
+def _group_datas(k=3, n=200):
+    datas = [_data(n) for _ in range(k)]
+    for i, data in enumerate(datas):  # own labels per run
+        data.train_y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(i))
+    return datas
+
+
 @pytest.mark.parametrize("conv_bias", ["add", "triton"])
 def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias, monkeypatch):
     """Three runs fused in one network, CUDA graphs on, fp32, dropout 0: each run's metrics
@@ -295,9 +302,7 @@ def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias, monkeypatch):
         return relu_grad(grad, y)
 
     monkeypatch.setattr(train_epilogues, "relu_grad", counted)
-    datas = [_data(200) for _ in range(3)]
-    for i, data in enumerate(datas):  # own labels per run
-        data.train_y = torch.randint(0, 10, (200,), generator=torch.Generator().manual_seed(i))
+    datas = _group_datas()
     settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
     settings = replace(settings, conv_bias=conv_bias, channels_last=True)
     fused, _, info = train_runs(datas, settings, [0, 1, 2], progress=False)
@@ -311,13 +316,6 @@ def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias, monkeypatch):
         for a, b in zip(fused[i], alone, strict=True):
             assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (i, fused[i], alone)
             assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
-
-
-def _group_datas(k=3, n=200):
-    datas = [_data(n) for _ in range(k)]
-    for i, data in enumerate(datas):  # own labels per run
-        data.train_y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(i))
-    return datas
 
 
 @pytest.mark.parametrize("conv_bias", ["add", "triton"])

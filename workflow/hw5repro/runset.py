@@ -69,13 +69,6 @@ def run_optimizer_state(optimizer: SGD, buffers: list) -> dict:
     }
 
 
-def momentum_buffers(state: dict, count: int) -> list:
-    """The inverse of :func:`run_optimizer_state`: a run's ``count`` buffers (or None) from its
-    checkpoint's state."""
-    entries = state["optimizer"]["state"]
-    return [entries.get(i, {}).get("momentum_buffer") for i in range(count)]
-
-
 class SingleRun:
     """One run on a plain AlexNet (one job per run, the cluster's layout)."""
 
@@ -188,11 +181,7 @@ class FusedRuns:
         names = [name for name, _ in self.nets[0].named_parameters()]
         self.model.load_state_dict(self.model.fuse([s["model"] for s in states]))
         buffers = [
-            {
-                name: b
-                for name, b in zip(names, momentum_buffers(s, len(names)), strict=True)
-                if b is not None
-            }
+            {names[i]: entry["momentum_buffer"] for i, entry in s["optimizer"]["state"].items()}
             for s in states
         ]
         fused = self.model.fuse(buffers)
@@ -253,9 +242,9 @@ class StreamRuns:
         for net, generator, state in zip(self.nets, self.generators, states, strict=True):
             net.load_state_dict(state["model"])
             params = list(net.parameters())
-            for p, buffer in zip(params, momentum_buffers(state, len(params)), strict=True):
-                if buffer is not None:
-                    self.optimizer.state[p]["momentum_buffer"] = buffer.to(p.device, p.dtype)
+            for i, entry in state["optimizer"]["state"].items():
+                buffer = entry["momentum_buffer"].to(params[i].device, params[i].dtype)
+                self.optimizer.state[params[i]]["momentum_buffer"] = buffer
             generator.set_state(state["perm"])
 
     def run_model(self, run: int) -> AlexNet:
