@@ -19,6 +19,7 @@ from hw5repro.settings import (
     result_config,
     schema_keys,
     training_params,
+    values_left_as_text,
 )
 
 
@@ -116,6 +117,47 @@ def test_new_keys_and_their_bounds(tmp_path):
         config = write_config(tmp_path / "config.yaml", training=values)
         proc = snakemake(tmp_path, config, "-n", check=False)
         assert proc.returncode != 0 and named in proc.stdout + proc.stderr
+
+
+def test_nested_command_line_values_fail_saying_they_arrived_as_text(tmp_path):
+    """Snakemake reads a value nested in --config 'section={...}' without types ('20', not
+    20): the schema's error names the key, and the workflow adds what to do instead."""
+    config = write_config(tmp_path / "config.yaml")
+    nested = ['training={"epochs": 20, "compile": True}', 'experiment={"label_ratios": [0, 1]}']
+    proc = snakemake(tmp_path, config, "-n", "--config", *nested, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Error validating config file" in output
+    keys = (
+        "experiment.label_ratios[0], experiment.label_ratios[1], training.epochs, training.compile"
+    )
+    assert f"{keys}: a number, boolean, null or list given as text" in output
+    assert "--configfile" in output and not (tmp_path / "results").exists()
+    # a string nested there stays valid (the README's offline command), and a real typo gets
+    # the schema's error alone
+    (readme_value,) = re.findall(r"--config '(data=\{.*?\})'", (REPO / "README.md").read_text())
+    local = readme_value.replace("/path/to/mnist", str(SHARED_MNIST))
+    assert snakemake(tmp_path, config, "-n", "--config", local).returncode == 0
+    proc = snakemake(tmp_path, config, "-n", "--config", 'training={"epochs": "many"}', check=False)
+    assert proc.returncode != 0 and "given as text" not in proc.stdout + proc.stderr
+
+
+def test_values_left_as_text_are_those_that_read_as_their_type():
+    config = merge(
+        defaults(SCHEMA),
+        {
+            "seed": "7",
+            "data": {"test_size": "null", "train_size": "many"},
+            "training": {"lr": "1e-2", "momentum": "0", "cuda_graphs": "True", "device": "cpu"},
+        },
+    )
+    assert values_left_as_text(config, SCHEMA) == [
+        "seed",
+        "data.test_size",
+        "training.lr",
+        "training.momentum",
+        "training.cuda_graphs",
+    ]
+    assert values_left_as_text(defaults(SCHEMA), SCHEMA) == []
 
 
 def test_training_loss_is_gone_and_rejected(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from snakemake.io import strip_wildcard_constraints
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from hw5repro.codedeps import module_dependencies
@@ -17,10 +18,23 @@ from hw5repro.experiment import (
     train_jobs,
 )
 from hw5repro.mnist import FILES as MNIST_FILES, check_local_dir
-from hw5repro.settings import result_config, training_params
+from hw5repro.settings import (
+    load_schema,
+    result_config,
+    text_values_hint,
+    training_params,
+    values_left_as_text,
+)
 
 # Fills every key a preset leaves out with the schema's default (the paper configuration).
-validate(config, schema="../../config/schema.yaml", set_default=True)
+# Snakemake reads a value nested in --config 'section={...}' as text: the error then says so.
+try:
+    validate(config, schema="../../config/schema.yaml", set_default=True)
+except WorkflowError as error:
+    text_keys = values_left_as_text(config, load_schema())
+    if not text_keys:
+        raise
+    raise WorkflowError(error, text_values_hint(text_keys)) from None
 # data.local_dir: checked before any job, not again inside each job (a node need not see it).
 if workflow.is_main_process:
     check_local_dir(config["data"]["local_dir"])
