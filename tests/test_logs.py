@@ -1,8 +1,10 @@
 """The job logs: the training log keeps every attempt of a job (issue 11, item 8)."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -72,3 +74,40 @@ def test_write_mode_truncates(tmp_path):
 def test_bad_mode_is_named(tmp_path):
     with pytest.raises(ValueError, match="log mode must be 'w' or 'a', got 'x'"):
         setup_logging(tmp_path / "x.log", mode="x")
+
+
+STARTING = """
+import sys, time
+from hw5repro.logs import fail_on_sigterm, setup_logging
+setup_logging(sys.argv[1], mode="a")
+fail_on_sigterm()
+print("ready", flush=True)
+for _ in range(600):  # a start-up that would swallow ordinary errors
+    try:
+        time.sleep(0.1)
+    except Exception:
+        pass
+"""
+
+
+def test_sigterm_during_start_up_ends_the_job_with_a_line_in_its_log(tmp_path):
+    """Before the training loop takes SIGTERM over (the job's imports, data, model), SIGTERM's
+    default ended the job without a word; now it fails at once with one line in the log, also
+    where the code swallows exceptions, and SLURM's second SIGTERM is ignored."""
+    log = tmp_path / "train.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STARTING, str(log)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == "ready\n"
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 1 and time.monotonic() - start < 10
+    lines = log.read_text().splitlines()
+    assert "---- job started" in lines[0] and len(lines) == 2, lines
+    assert lines[1].endswith(
+        "ERROR hw5repro: job failed: stopped by SIGTERM outside the training loop (before its "
+        "first epoch or after its last), where no checkpoint is due; a restarted job resumes "
+        "from the last one"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -54,9 +55,33 @@ def setup_logging(
         )
 
     def excepthook(kind, value, tb):
-        logging.getLogger("hw5repro").error("job failed: %s", value, exc_info=(kind, value, tb))
+        # a SIGTERM's exception says all there is: where the signal came is no error's cause
+        trace = None if issubclass(kind, Terminated) else (kind, value, tb)
+        logging.getLogger("hw5repro").error("job failed: %s", value, exc_info=trace)
 
     sys.excepthook = excepthook
+
+
+class Terminated(BaseException):
+    """SIGTERM where the training loop does not take it over (before its first epoch, after its
+    last). A BaseException, as KeyboardInterrupt is: no ``except Exception`` swallows it."""
+
+
+def fail_on_sigterm() -> None:
+    """From here on a SIGTERM ends the job with an error in its log, instead of SIGTERM's
+    default end without a word; the training loop takes the signal over while it runs and
+    checkpoints on it. Outside the loop no checkpoint is due: a restarted job resumes from the
+    last one written, if any. A second SIGTERM (SLURM sends it through srun and to the step) is
+    ignored while the first one ends the job."""
+
+    def handle(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated(
+            "stopped by SIGTERM outside the training loop (before its first epoch or after its "
+            "last), where no checkpoint is due; a restarted job resumes from the last one"
+        )
+
+    signal.signal(signal.SIGTERM, handle)
 
 
 def end_history(history: str | Path) -> None:

@@ -1,14 +1,18 @@
 from pathlib import Path
 
-from hw5repro.logs import end_history, setup_logging
-from hw5repro.runlock import hold_run_lock
-from hw5repro.settings import job_config
-from hw5repro.training import train_job
+from hw5repro.logs import end_history, fail_on_sigterm, setup_logging
 
 params = snakemake.params  # noqa: F821 - injected by Snakemake
 # The log keeps earlier attempts of this job (e.g. before SLURM requeued it), which the attempts
 # file (results/runs/{run}/attempts.log for a single run) holds until the job succeeds.
 setup_logging(snakemake.log[0], mode="a", history=params.attempts)  # noqa: F821
+# Before PyTorch's import (seconds): a SIGTERM from here on is an error in the log.
+fail_on_sigterm()
+
+from hw5repro.runlock import hold_run_lock  # noqa: E402
+from hw5repro.settings import job_config  # noqa: E402
+from hw5repro.training import train_job  # noqa: E402
+
 # One job per run at a time: a duplicate (e.g. resubmitted after a killed Snakemake) fails fast.
 for checkpoint in params.checkpoints:
     hold_run_lock(Path(checkpoint).parent)
