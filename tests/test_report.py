@@ -340,9 +340,9 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
 def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
     """The device table's step says how the convolutions added their bias (training.conv_bias
     as the run's record states it), whether the first convolution ran in Triton, whether
-    evaluation ran the Triton epilogues and how many runs trained together, in which form (an
-    older record without ``group_form`` was fused); runs alike are counted
-    once. The facts come from the runs' run.json files."""
+    evaluation ran the Triton epilogues, how many runs trained together, in which form (an
+    older record without ``group_form`` was fused) and on a CPU with how many threads; runs
+    alike are counted once. The facts come from the runs' run.json files."""
     base = {"device": "cuda", "device_name": "H100", "precision": "bf16", "cuda_graphs": True}
     runs = [
         base,
@@ -357,6 +357,8 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         base | {"cuda_graphs": False, "runs_fused": 3, "group_form": "fused"},
         base | {"runs_fused": 6, "group_form": "streams"},
         base | {"device": "cpu", "cuda_graphs": False, "runs_fused": 2, "group_form": "streams"},
+        base | {"device": "cpu", "cuda_graphs": False, "cpu_threads": 1},
+        base | {"device": "cpu", "cuda_graphs": False, "cpu_threads": 2},
     ]
     paths = []
     for i, run in enumerate(runs):
@@ -373,6 +375,8 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         ("eager, 3 runs fused", 2),
         ("CUDA graph, 6 runs side by side on CUDA streams", 1),
         ("eager, 2 runs side by side one after another", 1),
+        ("eager, 1 CPU thread", 1),
+        ("eager, 2 CPU threads", 1),
     ]
 
 

@@ -532,6 +532,14 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
     # the software that computed it: torch here; CUDA, cuDNN and Triton only on CUDA
     assert first["torch"] == torch.__version__
     assert (first["cuda"], first["cudnn"], first["triton"]) == (None, None, None)
+    # and with how many threads (on a CPU another count rounds oneDNN's reductions otherwise)
+    assert first["cpu_threads"] == torch.get_num_threads()
+    threads = torch.get_num_threads()
+    try:
+        train_job(["labels_r1_s0"], raw, DATA, _job_config(), [vars(outputs)], [tmp_path / "t"], 1)
+        assert json.loads(outputs.info.read_text())["cpu_threads"] == 1
+    finally:
+        torch.set_num_threads(threads)
     same_result = job(_job_config(checkpoint_every=5, eval_batch_size=7))
     assert same_result["fingerprint"] == first["fingerprint"]
     assert job(_job_config(lr=0.01))["fingerprint"] != first["fingerprint"]

@@ -40,6 +40,7 @@ RUN_KEYS = [
     "triton_eval",
     "runs_fused",
     "group_form",
+    "cpu_threads",
     "torch",
     "cuda",
     "cudnn",
@@ -162,6 +163,9 @@ def devices(runs: Sequence[dict]) -> list[dict]:
             step += ", Triton evaluation epilogues"
         if (run.get("runs_fused") or 1) > 1:
             step += f", {run['runs_fused']} runs " + _group_form(run)
+        if run.get("cpu_threads"):  # on a CPU the count is part of the result's rounding
+            threads = run["cpu_threads"]
+            step += f", {threads} CPU thread" + ("s" if threads > 1 else "")
         key = (run["device"], run["device_name"], run["precision"], step, software_line(run))
         seen[key] = seen.get(key, 0) + 1
     return [

@@ -411,6 +411,10 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
         "settings": result_settings(settings),
         "device_name": device_name(device),
         **software(device),  # torch, and on CUDA the CUDA, cuDNN and Triton versions
+        # On a CPU the thread count is part of the result: oneDNN splits its reductions over the
+        # threads, so another count rounds differently (and SGD amplifies it). On CUDA the host
+        # threads compute nothing of it.
+        "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
         "python": platform.python_version(),
         "scheduler": {
             key: os.environ[key]
