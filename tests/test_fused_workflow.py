@@ -91,7 +91,7 @@ def test_one_job_per_group_and_every_run_in_its_usual_place(fused_run):
     final = pd.read_csv(results / "tables" / "final_metrics.csv")
     assert sorted(final["run_id"]) == RUN_NAMES
     provenance = json.loads((results / "report" / "provenance.json").read_text())
-    assert [d["step"] for d in provenance["devices"]] == ["eager, 3 runs fused"]
+    assert [d["step"] for d in provenance["devices"]] == ["eager, 3 runs fused, 1 CPU thread"]
     assert "3 runs fused" in (results / "report" / "index.html").read_text()
 
 
