@@ -53,6 +53,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "eval_overlap",
                 "runs_fused",
                 "group_form",
+                "cpu_threads",
                 "job",
                 "wall_seconds",
                 "checkpoint_pause_seconds",

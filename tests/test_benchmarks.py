@@ -290,6 +290,7 @@ def test_workflow_record_of_a_finished_run(smoke_run, tmp_path):
     details = saved["run_details"]["labels_r1_s0"]
     assert details["cuda_graphs"] is False and details["epochs"] >= 1
     assert details["runs_fused"] == 1 and details["group_form"] is None  # one run per job
+    assert details["cpu_threads"] == 1  # the smoke preset's resources.train.threads
     # checkpoints: the smoke preset writes one every 2 epochs, in the background
     pauses = saved["train_job_checkpoint_pause_seconds"]
     assert set(pauses) == set(saved["train_job_seconds"])
