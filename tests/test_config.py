@@ -202,4 +202,7 @@ def test_result_and_operational_settings_split():
     grouped = merge(config, {"training": {"runs_per_job": 2, "group_form": "streams"}})
     assert training_params(grouped)["training"]["group_form"] == "streams"
     assert result_config(grouped)["training"]["group_form"] == "streams"
+    # ... and not in a job of one run among groups (the last group may be smaller)
+    assert "group_form" not in training_params(grouped, job_runs=1)["training"]
+    assert training_params(grouped, job_runs=2)["training"]["group_form"] == "streams"
     assert results["report"]["title"] == "HW5 reproduced (smoke preset)"

@@ -157,6 +157,24 @@ def test_the_group_form_retrains_the_groups(fused_run, tmp_path):
     assert "fetch_mnist" not in jobs, jobs
 
 
+def test_the_group_form_leaves_a_last_group_of_one_run_alone(tmp_path):
+    """Six runs in jobs of five: the last group trains one run, as a job of one run does, so
+    group_form cannot change its result and reruns it not (hw5repro.settings, CONDITIONAL_KEYS),
+    while the group of five retrains."""
+    config = _config(tmp_path / "config.yaml", 5)
+    lone = "results/groups/group1"
+    snakemake(tmp_path, config, "--cores", "2", lone)
+    info = json.loads((tmp_path / lone / "shuffled_pixels_r0_s1" / "run.json").read_text())
+    assert info["job_runs"] == ["shuffled_pixels_r0_s1"] and info["runs_fused"] == 1
+    assert info["settings"]["runs_per_job"] == 5 and "group_form" not in info["settings"]
+    streams = yaml.safe_load(config.read_text())
+    streams["training"]["group_form"] = "streams"
+    path = tmp_path / "streams.yaml"
+    path.write_text(yaml.safe_dump(streams, sort_keys=False))
+    assert planned_jobs(tmp_path, path, lone) == {}
+    assert planned_jobs(tmp_path, path, "results/groups/group0")["train"] == 1
+
+
 def test_zhang_preset_is_the_whole_study_in_three_fused_jobs(tmp_path):
     """config/zhang.yaml: 6 label ratios + 3 input corruptions, 3 seeds, paper scale; one job
     per seed trains its nine runs fused."""

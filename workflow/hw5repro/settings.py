@@ -3,7 +3,8 @@
 A rule's ``params`` carry only result settings, so changing an operational key (how often to
 checkpoint, the evaluation batch size, where the data lies, what the scheduler is asked for)
 reruns nothing, and neither does a result key where it cannot act (``CONDITIONAL_KEYS``:
-``training.group_form`` with one run per job). The training job still receives every setting
+``training.group_form`` for a job that trains one run, with one run per job or in a last group of
+one). The training job still receives every setting
 that acts: the script merges the operational keys back from the workflow's config
 (:func:`job_config`).
 
@@ -29,11 +30,12 @@ OPERATIONAL_KEYS = (
     "training.triton_eval",  # which kernels compute the evaluation's same values
     "resources",
 )
-#: Result keys that change nothing unless a condition on their section holds (dotted key ->
-#: condition): how a job's runs train together matters only where a job trains more than one.
-#: Where the condition fails the key is left out of the result settings, as an operational key is.
+#: Result keys that change nothing unless a condition holds (dotted key -> condition on the key's
+#: section and the number of runs of the job): how a job's runs train together matters only where
+#: a job trains more than one. Where the condition fails the key is left out of the result
+#: settings, as an operational key is.
 CONDITIONAL_KEYS = {
-    "training.group_form": lambda training: training.get("runs_per_job", 1) > 1,
+    "training.group_form": lambda training, job_runs: job_runs > 1,
 }
 #: The sections a training job reads.
 TRAINING_SECTIONS = ("model", "training")
@@ -50,11 +52,14 @@ def is_operational(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS)
 
 
-def is_inert(key: str, section: Mapping) -> bool:
+def is_inert(key: str, section: Mapping, job_runs: int | None = None) -> bool:
     """Whether the dotted ``key`` changes nothing where its section has the values ``section``
-    (``training.group_form`` with one run per job)."""
+    and a job trains ``job_runs`` runs (default: the most a job trains, the training section's
+    ``runs_per_job``): ``training.group_form`` for a job of one run."""
     applies = CONDITIONAL_KEYS.get(key)
-    return applies is not None and not applies(section)
+    if job_runs is None:
+        job_runs = section.get("runs_per_job", 1)
+    return applies is not None and not applies(section, job_runs)
 
 
 def _plain(value):
@@ -76,22 +81,23 @@ def _without_operational(value, prefix: str = ""):
     }
 
 
-def result_config(config: Mapping) -> dict:
+def result_config(config: Mapping, job_runs: int | None = None) -> dict:
     """The configuration without its operational keys and the keys inert in it
-    (:data:`CONDITIONAL_KEYS`): what provenance records and the report renders, and what changes
-    their output."""
+    (:data:`CONDITIONAL_KEYS`; for a job of ``job_runs`` runs, by default for the largest): what
+    provenance records and the report renders, and what changes their output."""
     results = _without_operational(_plain(config))
     for key in CONDITIONAL_KEYS:
         section, name = key.split(".")
         values = results.get(section, {})
-        if name in values and is_inert(key, values):
+        if name in values and is_inert(key, values, job_runs):
             del values[name]
     return results
 
 
-def training_params(config: Mapping) -> dict:
-    """The ``train`` rule's params: the result settings of ``model`` and ``training``."""
-    results = result_config(config)
+def training_params(config: Mapping, job_runs: int | None = None) -> dict:
+    """The ``train`` rule's params for a job of ``job_runs`` runs: the result settings of
+    ``model`` and ``training`` that act on it."""
+    results = result_config(config, job_runs)
     return {section: results[section] for section in TRAINING_SECTIONS}
 
 

@@ -340,14 +340,15 @@ def train(
     return metrics[0], models[0], info
 
 
-def result_settings(settings: Settings) -> dict:
-    """The settings that change a run's result (hw5repro.settings splits the keys once): what a
-    checkpoint's fingerprint covers."""
+def result_settings(settings: Settings, job_runs: int | None = None) -> dict:
+    """The settings that change the result of a run in a job of ``job_runs`` runs (default: the
+    most a job trains; hw5repro.settings splits the keys once): what a checkpoint's fingerprint
+    covers."""
     values = vars(settings)
     return {
         k: v
         for k, v in sorted(values.items())
-        if not is_operational(f"training.{k}") and not is_inert(f"training.{k}", values)
+        if not is_operational(f"training.{k}") and not is_inert(f"training.{k}", values, job_runs)
     }
 
 
@@ -390,7 +391,7 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
     # Fused runs share one dropout stream: a run's result also depends on who it trains with.
     together = {"fused_with": names} if len(runs) > 1 else {}
     # (the settings as resolved here: a checkpoint of another device's ``auto`` is set aside)
-    resolved = result_settings(resolve_settings(settings))
+    resolved = result_settings(resolve_settings(settings), len(runs))
     identities = [
         checkpoints.fingerprint(run.name, resolved | together, digest)
         for run, digest in zip(runs, digests, strict=True)
@@ -408,7 +409,7 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
     common = info | {
         "job": job or names[0],  # runs_fused (from train_runs) says how many runs it trained
         "job_runs": names,
-        "settings": result_settings(settings),
+        "settings": result_settings(settings, len(runs)),
         "device_name": device_name(device),
         **software(device),  # torch, and on CUDA the CUDA, cuDNN and Triton versions
         # On a CPU the thread count is part of the result: oneDNN splits its reductions over the

@@ -82,10 +82,11 @@ def template(*names):
     return repo_files(REPO / "report" / name for name in names)
 
 
-def training_settings():
-    """Everything that changes a training result (hw5repro.settings splits result from
-    operational keys), passed as params so that reruns follow exactly these."""
-    return training_params(config)
+def job_settings(wildcards):
+    """Everything that changes the job's training results (hw5repro.settings splits result from
+    operational keys, and leaves out what cannot act on a job of its runs: group_form for one
+    run), passed as params so that reruns follow exactly these."""
+    return training_params(config, job_runs=len(job_runs(wildcards)))
 
 
 # What provenance records and the report renders: the configuration without operational keys.

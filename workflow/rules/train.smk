@@ -19,7 +19,7 @@ rule train:
     resources:
         **train_resources(),
     params:
-        settings=training_settings(),
+        settings=job_settings,
         data=data_params(),
         runs=job_runs,
         run_files=job_run_files,
