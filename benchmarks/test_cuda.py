@@ -570,3 +570,39 @@ def test_the_workflows_config_trains_with_the_triton_kernels():
     )
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
     assert all(0 < m["train_loss"] < 2.5 and 0 <= m["test_acc"] <= 1 for m in metrics), metrics
+
+
+@pytest.mark.parametrize("group_form", [None, "streams", "fused"])
+def test_deterministic_reruns_reproduce_every_metric_bit_for_bit(group_form):
+    """training.deterministic: true with config/config.yaml's settings otherwise (bf16, CUDA
+    graphs, the Triton kernels, dropout 0.5): a second run of the same run, or of the same group
+    of three in either form, gives every metric and weight bit for bit (no cuDNN autotuning, no
+    atomic sums; hw5repro.device.select_algorithms), and no operation lacks a deterministic
+    algorithm."""
+    from pathlib import Path
+
+    import pandas as pd
+    import yaml
+
+    from hw5repro.training import train_runs
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    settings = replace(
+        Settings.from_config(config), epochs=3, width=0.25, eval_batch_size=256, deterministic=True
+    )
+    datas, seeds = ([_data()], [5]) if group_form is None else (_group_datas(), [5, 6, 7])
+    settings = replace(settings, group_form=group_form or "fused")
+    try:
+        first, second = (train_runs(datas, settings, seeds, progress=False) for _ in range(2))
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert first[2]["deterministic"] is True and first[2]["cuda_graphs"] is True
+    assert first[2]["runs_fused"] == len(datas)
+    timing = ["epoch_seconds", "eval_seconds"]
+    for run_a, run_b in zip(first[0], second[0], strict=True):  # (equals: NaN where NaN)
+        a, b = (pd.DataFrame(rows).drop(columns=timing) for rows in (run_a, run_b))
+        assert len(a) == 3 and a.equals(b), (a, b)
+    for model_a, model_b in zip(first[1], second[1], strict=True):
+        for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
+            assert torch.equal(a, b)

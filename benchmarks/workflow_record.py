@@ -47,6 +47,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "precision",
                 "channels_last",
                 "cuda_graphs",
+                "deterministic",
                 "conv_bias",
                 "first_conv",
                 "triton_eval",

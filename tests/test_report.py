@@ -341,7 +341,8 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
     """The device table's step says how the convolutions added their bias (training.conv_bias
     as the run's record states it), whether the first convolution ran in Triton, whether
     evaluation ran the Triton epilogues, how many runs trained together, in which form (an
-    older record without ``group_form`` was fused) and on a CPU with how many threads; runs
+    older record without ``group_form`` was fused), whether it ran PyTorch's deterministic
+    algorithms and on a CPU with how many threads; runs
     alike are counted once. The facts come from the runs' run.json files."""
     base = {"device": "cuda", "device_name": "H100", "precision": "bf16", "cuda_graphs": True}
     runs = [
@@ -359,6 +360,8 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         base | {"device": "cpu", "cuda_graphs": False, "runs_fused": 2, "group_form": "streams"},
         base | {"device": "cpu", "cuda_graphs": False, "cpu_threads": 1},
         base | {"device": "cpu", "cuda_graphs": False, "cpu_threads": 2},
+        base | {"deterministic": True},
+        base | {"deterministic": False},
     ]
     paths = []
     for i, run in enumerate(runs):
@@ -366,7 +369,7 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         paths[-1].parent.mkdir()
         paths[-1].write_text(json.dumps(run))
     assert [(d["step"], d["runs"]) for d in prov.devices(prov.run_infos(paths))] == [
-        ("CUDA graph", 3),
+        ("CUDA graph", 4),
         ("CUDA graph, bias as a matrix product", 1),
         ("CUDA graph, bias as a matrix product, after the pool where one follows", 1),
         ("CUDA graph, Triton evaluation epilogues", 1),
@@ -377,6 +380,7 @@ def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
         ("eager, 2 runs side by side one after another", 1),
         ("eager, 1 CPU thread", 1),
         ("eager, 2 CPU threads", 1),
+        ("CUDA graph, deterministic algorithms", 1),
     ]
 
 

@@ -397,6 +397,27 @@ def test_cuda_graphs_setting_on_the_cpu():
         train(toy_data(n=64), small_settings(epochs=1, cuda_graphs=True), seed=0, progress=False)
 
 
+def test_deterministic_algorithms_on_the_cpu(monkeypatch):
+    """training.deterministic switches PyTorch's deterministic algorithms on for the process,
+    and the next run's default switches them off again; cuDNN's autotuning and cuBLAS's
+    workspace are CUDA's business (benchmarks/test_cuda.py reruns a run bit for bit there). On a
+    CPU the switch changes no value: every metric and weight comes out the same."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    data = toy_data(n=96)
+    try:
+        on = train(data, small_settings(epochs=2, deterministic=True), seed=4, progress=False)
+        assert torch.are_deterministic_algorithms_enabled() and on[2]["deterministic"] is True
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ  # (set only for CUDA)
+        off = train(data, small_settings(epochs=2), seed=4, progress=False)
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert off[2]["deterministic"] is False
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert_same_metrics(on[0], off[0], rel=0, abs=0)
+    for a, b in zip(on[1].state_dict().values(), off[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 def _compile_with(monkeypatch, backend):
     """training.compile through TorchDynamo with ``backend`` instead of Inductor (whose cold C++
     compilation costs this CPU a minute): the project's part is the same."""
@@ -545,6 +566,8 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
     assert job(_job_config(lr=0.01))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(conv_bias="gemm"))["fingerprint"] != first["fingerprint"]
     assert job(_job_config(first_conv="triton"))["fingerprint"] != first["fingerprint"]
+    assert job(_job_config(deterministic=True))["fingerprint"] != first["fingerprint"]
+    torch.use_deterministic_algorithms(False)
     # the fingerprint names the settings as resolved on this device: auto is fp32 on a CPU ...
     assert job(_job_config(precision="auto"))["fingerprint"] == first["fingerprint"]
     # ... and a checkpoint of a device where auto meant bf16 does not resume here

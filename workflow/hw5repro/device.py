@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import torch
+
+#: cuBLAS's workspace setting that PyTorch's deterministic mode asks for on CUDA (one of two).
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
 class DeviceError(RuntimeError):
@@ -116,6 +120,23 @@ def resolve_settings(settings):
         channels_last=resolve_channels_last(settings.channels_last, device),
         cuda_graphs=resolve_cuda_graphs(settings.cuda_graphs, device, compiled=settings.compile),
     )
+
+
+def select_algorithms(device: torch.device, deterministic: bool) -> None:
+    """The algorithms this process trains with (``training.deterministic``; process-wide, set by
+    every training call). False: on CUDA cuDNN times its algorithms for each shape and keeps the
+    fastest (``cudnn.benchmark``), whose choice, and some of whose backward kernels (atomic
+    sums), can differ from one run to the next in the last bits, which SGD amplifies. True:
+    PyTorch's deterministic algorithms (an operation without one raises an error naming it), no
+    autotuning, and cuBLAS with a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``; set here before
+    the first matrix product, unless the environment sets it): a rerun on the same GPU and
+    software reproduces every metric. The project's Triton kernels are deterministic either way.
+    On a CPU the runs are deterministic either way (for a given thread count)."""
+    torch.use_deterministic_algorithms(bool(deterministic))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
 
 
 def _require_triton(what: str, instead: str) -> None:

@@ -35,6 +35,7 @@ RUN_KEYS = [
     "device_name",
     "precision",
     "cuda_graphs",
+    "deterministic",
     "conv_bias",
     "first_conv",
     "triton_eval",
@@ -163,6 +164,8 @@ def devices(runs: Sequence[dict]) -> list[dict]:
             step += ", Triton evaluation epilogues"
         if (run.get("runs_fused") or 1) > 1:
             step += f", {run['runs_fused']} runs " + _group_form(run)
+        if run.get("deterministic"):  # training.deterministic (records before it: autotuned)
+            step += ", deterministic algorithms"
         if run.get("cpu_threads"):  # on a CPU the count is part of the result's rounding
             threads = run["cpu_threads"]
             step += f", {threads} CPU thread" + ("s" if threads > 1 else "")

@@ -29,7 +29,12 @@ from tqdm import tqdm
 from . import checkpoint as checkpoints
 from .corruption import make_corrupted, to_float
 from .cpu_warning import warn_if_slow_on_cpu
-from .device import resolve_cuda_graphs, resolve_eval_overlap, resolve_settings
+from .device import (
+    resolve_cuda_graphs,
+    resolve_eval_overlap,
+    resolve_settings,
+    select_algorithms,
+)
 from .evaluation import EpochEvaluator, EpochResult
 from .first_conv import first_conv_used
 from .model import AlexNet, conv_bias_used
@@ -85,6 +90,7 @@ class Settings:
     channels_last: object = "auto"
     compile: bool = False
     cuda_graphs: object = "auto"
+    deterministic: bool = False
     conv_bias: str = "add"
     first_conv: str = "torch"
     eval_overlap: object = "auto"
@@ -211,8 +217,7 @@ def train_runs(
     configured, settings = settings, resolve_settings(settings)
     device, precision = torch.device(settings.device), settings.precision
     memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    select_algorithms(device, settings.deterministic)
 
     def autocast():
         if precision == "bf16":  # no weight-cast cache: the step may be captured in a graph
@@ -276,6 +281,7 @@ def train_runs(
         "precision": precision,
         "channels_last": settings.channels_last,
         "cuda_graphs": isinstance(step, GraphedStep),
+        "deterministic": bool(settings.deterministic),
         "conv_bias": conv_bias_used(runs.model, device),
         "first_conv": first_conv_used(runs.model, device),
         "eval_overlap": evaluator.overlap,
