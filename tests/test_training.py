@@ -590,6 +590,52 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
     assert not (tmp_path / "ckpt.pt").exists()
 
 
+def test_an_operation_without_a_deterministic_algorithm_names_the_setting(tmp_path, monkeypatch):
+    """training.deterministic: true on a device where an operation has no deterministic
+    algorithm (PyTorch raises; the CPU kernels this network runs all have one, so the error is
+    PyTorch's own text raised here): the job fails naming the setting and the way out; without
+    the setting the same error passes unchanged."""
+    from types import SimpleNamespace
+
+    from hw5repro import training
+
+    message = (
+        "max_pool3d_with_indices_backward_cuda does not have a deterministic implementation, "
+        "but you set 'torch.use_deterministic_algorithms(True)'."
+    )
+
+    def no_deterministic_algorithm(*args):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr(training, "run_epoch", no_deterministic_algorithm)
+    raw = _raw_mnist(tmp_path)
+    out = SimpleNamespace(
+        metrics=tmp_path / "m.csv", model=tmp_path / "model.pt", info=tmp_path / "run.json"
+    )
+    try:
+        with pytest.raises(
+            TrainingError,
+            match=r"training.deterministic is true, but an operation of this training has no "
+            r"deterministic algorithm on this device \(max_pool3d.*\); set "
+            r"training.deterministic to false",
+        ):
+            training.train_job(
+                ["labels_r0_s0"],
+                raw,
+                DATA,
+                _job_config(deterministic=True),
+                [vars(out)],
+                [tmp_path / "c.pt"],
+            )
+    finally:
+        torch.use_deterministic_algorithms(False)
+    with pytest.raises(RuntimeError, match=r"^max_pool3d_with_indices_backward_cuda does not"):
+        training.train_job(
+            ["labels_r0_s0"], raw, DATA, _job_config(), [vars(out)], [tmp_path / "c.pt"]
+        )
+    assert not out.metrics.exists()
+
+
 def test_a_fused_job_writes_each_run_and_ties_its_checkpoints_to_the_group(tmp_path):
     """Two runs in one job: each run's own files and facts; a run's fingerprint also names the
     runs it trained with (they share the dropout stream) and their form, so it differs from the

@@ -366,6 +366,23 @@ def load_model(path: str | Path, map_location="cpu") -> AlexNet:
     return model
 
 
+@contextlib.contextmanager
+def _naming_the_deterministic_setting(settings: Settings):
+    """PyTorch's error for an operation without a deterministic algorithm, as the setting that
+    asked for one (``training.deterministic``) and what to do about it."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not (settings.deterministic and "does not have a deterministic" in str(error)):
+            raise
+        raise TrainingError(
+            "training.deterministic is true, but an operation of this training has no "
+            f"deterministic algorithm on this device ({error}); set training.deterministic to "
+            "false to train with the device's fastest algorithms (reruns may then differ in "
+            "the last bits)"
+        ) from error
+
+
 def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=None, job=None):
     """The Snakemake training job of one run, or of several runs fused (``runs_per_job`` > 1):
     make each run's data, train (resuming from checkpoints of the same runs, settings and data),
@@ -402,15 +419,16 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
         checkpoints.fingerprint(run.name, resolved | together, digest)
         for run, digest in zip(runs, digests, strict=True)
     ]
-    metrics, models, info = train_runs(
-        datas,
-        settings,
-        [run.seed for run in runs],
-        checkpoint_paths=list(checkpoint_paths),
-        fingerprints=identities,
-        descs=names,
-        final_checkpoint=False,  # the results are written below and the checkpoints removed
-    )
+    with _naming_the_deterministic_setting(settings):
+        metrics, models, info = train_runs(
+            datas,
+            settings,
+            [run.seed for run in runs],
+            checkpoint_paths=list(checkpoint_paths),
+            fingerprints=identities,
+            descs=names,
+            final_checkpoint=False,  # the results are written below and the checkpoints removed
+        )
     device = torch.device(info["device"])
     common = info | {
         "job": job or names[0],  # runs_fused (from train_runs) says how many runs it trained
