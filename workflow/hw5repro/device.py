@@ -132,7 +132,10 @@ def select_algorithms(device: torch.device, deterministic: bool) -> None:
     the first matrix product, unless the environment sets it): a rerun on the same GPU and
     software reproduces every metric. The project's Triton kernels are deterministic either way.
     On a CPU the runs are deterministic either way (for a given thread count)."""
-    torch.use_deterministic_algorithms(bool(deterministic))
+    if torch.are_deterministic_algorithms_enabled() != bool(deterministic):
+        # Only on a change: the call imports torch._inductor's config, and with it
+        # torch._dynamo (about 2 s of every training job's start on a 2-core CPU).
+        torch.use_deterministic_algorithms(bool(deterministic))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
         if deterministic:
