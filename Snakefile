@@ -13,7 +13,6 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     run_id=RUN_NAME_PATTERN,
-    job=JOB_NAME_PATTERN,
 
 
 include: "workflow/rules/data.smk"

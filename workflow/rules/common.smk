@@ -10,15 +10,10 @@ from snakemake.io import strip_wildcard_constraints
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hw5repro.codedeps import module_dependencies
-from hw5repro.experiment import (
-    JOB_NAME_PATTERN,
-    RUN_NAME_PATTERN,
-    runs_from_config,
-    train_jobs,
-)
-from hw5repro.mnist import FILES as MNIST_FILES, check_local_dir
-from hw5repro.settings import (
+from hw5repro.pipeline.codedeps import module_dependencies
+from hw5repro.data.experiment import RUN_NAME_PATTERN, runs_from_config
+from hw5repro.data.mnist import FILES as MNIST_FILES, check_local_dir
+from hw5repro.pipeline.config import (
     load_schema,
     result_config,
     text_values_hint,
@@ -50,10 +45,6 @@ os.environ.update(
 ENV = str(REPO / "envs" / "hw5repro.yaml")
 RUNS = runs_from_config(config)
 RUN_IDS = [run.name for run in RUNS]
-# Training jobs: one per run, or groups of training.runs_per_job runs fused in one process.
-RUNS_PER_JOB = config["training"]["runs_per_job"]
-TRAIN_JOBS = {job.name: job for job in train_jobs(RUNS, RUNS_PER_JOB)}
-JOB_OF_RUN = {run: job.name for job in TRAIN_JOBS.values() for run in job.run_names}
 
 
 def repo_files(paths):
@@ -82,13 +73,6 @@ def template(*names):
     return repo_files(REPO / "report" / name for name in names)
 
 
-def job_settings(wildcards):
-    """Everything that changes the job's training results (hw5repro.settings splits result from
-    operational keys, and leaves out what cannot act on a job of its runs: group_form for one
-    run), passed as params so that reruns follow exactly these."""
-    return training_params(config, job_runs=len(job_runs(wildcards)))
-
-
 # What provenance records and the report renders: the configuration without operational keys.
 RESULT_CONFIG = result_config(config)
 
@@ -108,30 +92,14 @@ def run_outputs(name):
     return expand("results/runs/{run_id}/{name}", run_id=RUN_IDS, name=name)
 
 
-RUN_FILES = {"metrics": "metrics.csv", "model": "model.pt", "info": "run.json"}
-
-
 def run_files(run_dir):
-    """A run's outputs in ``run_dir``, by name (what every later rule reads, from results/runs)."""
-    return {key: f"{run_dir}/{name}" for key, name in RUN_FILES.items()}
-
-
-def train_outputs():
-    """Rule train's outputs: one run's files in results/runs/{job}, or for a fused group the
-    folder results/groups/{job}, holding a folder per run that rule run_files links into
-    results/runs/{run} (the same files, so nothing after training knows how runs were grouped).
-    """
-    if RUNS_PER_JOB == 1:
-        return run_files("results/runs/{job}")
-    return {"group": directory("results/groups/{job}")}
-
-
-def job_runs(wildcards):
-    return TRAIN_JOBS[wildcards.job].run_names
+    """A run's outputs in ``run_dir``, by name (what every later rule reads)."""
+    names = {"metrics": "metrics.csv", "model": "model.pt", "info": "run.json"}
+    return {key: f"{run_dir}/{name}" for key, name in names.items()}
 
 
 def data_params():
-    """What a training job draws its data with (hw5repro.training.train_job): the subset's seed
+    """What a training job draws its data with (hw5repro.training.job.train_job): the subset's seed
     and sizes. Each run's corruption follows from its name."""
     return {
         "seed": config["seed"],
@@ -140,31 +108,10 @@ def data_params():
     }
 
 
-def job_run_files(wildcards):
-    """Where the job writes each of its runs' files (see train_outputs)."""
-    home = "results/runs" if RUNS_PER_JOB == 1 else f"results/groups/{wildcards.job}"
-    return [run_files(f"{home}/{run}") for run in job_runs(wildcards)]
-
-
-def job_checkpoints(wildcards):
-    return expand("results/runs/{run}/checkpoint.pt", run=job_runs(wildcards))
-
-
-def job_attempts(wildcards):
-    """The job's log history across attempts (hw5repro.logs), outside its outputs."""
-    if RUNS_PER_JOB == 1:
-        return f"results/runs/{wildcards.job}/attempts.log"
-    return f"results/groups/{wildcards.job}.attempts.log"
-
-
-def group_of_run(wildcards):
-    return f"results/groups/{JOB_OF_RUN[wildcards.run_id]}"
-
-
 def job_benchmarks(exclude):
     """An input function: the benchmark file of every job of every rule not in ``exclude``,
     computed from the rules' benchmark: directives once all rules are defined."""
-    values = {"run_id": RUN_IDS, "job": list(TRAIN_JOBS)}
+    values = {"run_id": RUN_IDS}
 
     def files(wildcards):
         return [

@@ -1,8 +1,8 @@
-# The data's identity is its SHA-256 checksums (verified by hw5repro.mnist.fetch), not the folder
+# The data's identity is its SHA-256 checksums (verified by hw5repro.data.mnist.fetch), not the folder
 # it came from: data.local_dir is read from the config by the script, not a param, so moving the
 # same files elsewhere reruns nothing. A missing or incomplete local_dir fails at validation.
 # Each training job draws the subset and its run's corruption from these files itself (a
-# fraction of a second; hw5repro.training.train_job), so nothing else stands between the data and
+# fraction of a second; hw5repro.training.job.train_job), so nothing else stands between the data and
 # the first epoch. This rule and training (train.smk) are the workflow's critical path: with fewer
 # cores than ready jobs they go first (priority), and problems 1-5 fill the cores they leave.
 rule fetch_mnist:

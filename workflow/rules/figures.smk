@@ -1,5 +1,5 @@
 # Problem 6: tables across runs and the figures of the memorisation experiment.
-from hw5repro.figure_names import FIGURES
+from hw5repro.reporting.figure_names import FIGURES
 
 
 rule memorisation_tables:
@@ -62,7 +62,7 @@ rule memorisation_figures:
         "results/benchmarks/memorisation_figures.tsv"
     conda:
         ENV
-    # figures drawn by as many forked processes (hw5repro.figures.figures_job), capped by --cores
+    # figures drawn by as many forked processes (hw5repro.reporting.figures.figures_job), capped by --cores
     threads: 4
     resources:
         runtime=config["resources"]["default"]["runtime"],

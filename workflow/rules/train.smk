@@ -1,16 +1,15 @@
-# Problem 6: one training job per run, or per group of training.runs_per_job runs fused in one
-# process (common.smk: train_outputs and the job_* input functions). Every run's files end up in
-# results/runs/{run} either way.
+# Problem 6: one training job per run. The job keeps its checkpoint after the last epoch, so a
+# job run again for a run that already finished writes its outputs again without training.
 rule train:
     input:
         raw=rules.fetch_mnist.output,
         code=code("train.py"),
     output:
-        **train_outputs(),
+        **run_files("results/runs/{run_id}"),
     log:
-        "results/logs/train/{job}.log",
+        "results/logs/train/{run_id}.log",
     benchmark:
-        "results/benchmarks/train/{job}.tsv"
+        "results/benchmarks/train/{run_id}.tsv"
     # the critical path (data.smk)
     priority: 1
     conda:
@@ -19,34 +18,9 @@ rule train:
     resources:
         **train_resources(),
     params:
-        settings=job_settings,
+        settings=training_params(config),
         data=data_params(),
-        runs=job_runs,
-        run_files=job_run_files,
-        checkpoints=job_checkpoints,
-        attempts=job_attempts,
+        checkpoint="results/runs/{run_id}/checkpoint.pt",
+        attempts="results/runs/{run_id}/attempts.log",
     script:
         "../scripts/train.py"
-
-
-if RUNS_PER_JOB > 1:
-
-    # A fused group's run, at its usual place: hard links to the group's files (no copy).
-    rule run_files:
-        input:
-            group=group_of_run,
-            code=code("run_files.py"),
-        output:
-            **run_files("results/runs/{run_id}"),
-        log:
-            "results/logs/run_files/{run_id}.log",
-        benchmark:
-            "results/benchmarks/run_files/{run_id}.tsv"
-        localrule: True
-        conda:
-            ENV
-        resources:
-            runtime=config["resources"]["default"]["runtime"],
-            mem_mb=config["resources"]["default"]["mem_mb"],
-        script:
-            "../scripts/run_files.py"

@@ -1,14 +1,14 @@
 from pathlib import Path
 
-from hw5repro.figures import figures_job
-from hw5repro.logs import setup_logging
+from hw5repro.pipeline.logs import setup_logging
+from hw5repro.reporting.figures import figures_job
 
-setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+setup_logging(snakemake.log[0])
 figures_job(
-    snakemake.input.epochs,  # noqa: F821
-    snakemake.input.final,  # noqa: F821
-    snakemake.input.summary,  # noqa: F821
-    snakemake.params.threshold,  # noqa: F821
-    Path(snakemake.output.png[0]).parent,  # noqa: F821
-    workers=snakemake.threads,  # noqa: F821
+    snakemake.input.epochs,
+    snakemake.input.final,
+    snakemake.input.summary,
+    snakemake.params.threshold,
+    Path(snakemake.output.png[0]).parent,
+    workers=snakemake.threads,
 )

@@ -1,10 +1,10 @@
-from hw5repro.analysis import tables_job
-from hw5repro.logs import setup_logging
+from hw5repro.pipeline.logs import setup_logging
+from hw5repro.reporting.analysis import tables_job
 
-setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+setup_logging(snakemake.log[0])
 tables_job(
-    snakemake.input.metrics,  # noqa: F821
-    snakemake.input.info,  # noqa: F821
-    snakemake.params.config,  # noqa: F821
-    snakemake.output,  # noqa: F821
+    snakemake.input.metrics,
+    snakemake.input.info,
+    snakemake.params.config,
+    snakemake.output,
 )

@@ -1,6 +1,6 @@
-from hw5repro.backprop import write_backprop
-from hw5repro.logs import setup_logging
+from hw5repro.pipeline.logs import setup_logging
+from hw5repro.problems.backprop import write_backprop
 
-setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
-out = snakemake.output  # noqa: F821
+setup_logging(snakemake.log[0])
+out = snakemake.output
 write_backprop(out.results, out.comparison, out.table, out.gradients, out.figure)

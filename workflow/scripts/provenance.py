@@ -1,12 +1,12 @@
-from hw5repro.logs import setup_logging
-from hw5repro.provenance import provenance_job
+from hw5repro.pipeline.logs import setup_logging
+from hw5repro.reporting.provenance import provenance_job
 
-setup_logging(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+setup_logging(snakemake.log[0])
 provenance_job(
-    config=snakemake.params.config,  # noqa: F821
-    run_json=snakemake.input.runs,  # noqa: F821
-    benchmark_files=snakemake.input.benchmarks,  # noqa: F821
-    benchmark_root=snakemake.params.benchmark_root,  # noqa: F821
-    git=snakemake.params.git,  # noqa: F821
-    output=snakemake.output[0],  # noqa: F821
+    config=snakemake.params.config,
+    run_json=snakemake.input.runs,
+    benchmark_files=snakemake.input.benchmarks,
+    benchmark_root=snakemake.params.benchmark_root,
+    git=snakemake.params.git,
+    output=snakemake.output[0],
 )

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from .plotting import save_figure
+from ..plotting import save_figure
 
 log = logging.getLogger(__name__)
 

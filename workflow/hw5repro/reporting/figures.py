@@ -17,9 +17,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
+from ..plotting import save_figure
 from .analysis import KIND_LABELS, LABEL_NOISE, kind_of
 from .figure_names import FIGURES as FIGURES  # re-exported: the names of what figures_job draws
-from .plotting import save_figure
 
 NUM_CLASSES = 10
 #: Zhang et al.'s kinds of data in their Figure 1 (a), in its legend order (no partial labels).

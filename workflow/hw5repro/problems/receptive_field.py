@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .plotting import save_figure
+from ..plotting import save_figure
 
 log = logging.getLogger(__name__)
 

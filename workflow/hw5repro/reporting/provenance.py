@@ -36,11 +36,7 @@ RUN_KEYS = [
     "precision",
     "cuda_graphs",
     "deterministic",
-    "conv_bias",
-    "first_conv",
-    "triton_eval",
-    "runs_fused",
-    "group_form",
+    "conv_epilogue",
     "cpu_threads",
     "torch",
     "cuda",
@@ -139,32 +135,15 @@ def software_line(run: dict) -> str:
     return ", ".join(f"{name} {run[key]}" for key, name in names.items() if run.get(key))
 
 
-def _group_form(run: dict) -> str:
-    """How a job's runs trained together (run.json's ``group_form``; records before it: fused)."""
-    if run.get("group_form") != "streams":
-        return "fused"
-    on = " on CUDA streams" if str(run["device"]).startswith("cuda") else " one after another"
-    return "side by side" + on
-
-
 def devices(runs: Sequence[dict]) -> list[dict]:
     """Distinct (device, device name, precision, training step, software) with the number of
     runs on each."""
     seen: dict[tuple, int] = {}
     for run in runs:
         step = "CUDA graph" if run.get("cuda_graphs") else "eager"
-        step += {
-            "gemm": ", bias as a matrix product",
-            "after_pool": ", bias as a matrix product, after the pool where one follows",
-            "triton": ", bias, ReLU and max-pool as Triton kernels",
-        }.get(run.get("conv_bias"), "")
-        if run.get("first_conv") == "triton":
-            step += ", first convolution in Triton"
-        if run.get("triton_eval"):
-            step += ", Triton evaluation epilogues"
-        if (run.get("runs_fused") or 1) > 1:
-            step += f", {run['runs_fused']} runs " + _group_form(run)
-        if run.get("deterministic"):  # training.deterministic (records before it: autotuned)
+        if run.get("conv_epilogue") == "triton":
+            step += ", bias, ReLU and max-pool as Triton kernels"
+        if run.get("deterministic"):
             step += ", deterministic algorithms"
         if run.get("cpu_threads"):  # on a CPU the count is part of the result's rounding
             threads = run["cpu_threads"]

@@ -15,9 +15,6 @@ RATIO_PATTERN = r"(?:0|1|0\.[0-9]*[1-9])"
 #: Regular expression of a run name such as ``labels_r0.2_s0`` (the Snakemake wildcard ``run_id``):
 #: exactly the names :attr:`Run.name` writes.
 RUN_NAME_PATTERN = rf"(?:{'|'.join(CORRUPTIONS)})_r{RATIO_PATTERN}_s(?:0|[1-9][0-9]*)"
-#: Name of a training job (the Snakemake wildcard ``job``): a run's name when each job trains one
-#: run, ``group0``, ``group1``, ... when a job trains several runs fused (``runs_per_job`` > 1).
-JOB_NAME_PATTERN = rf"(?:{RUN_NAME_PATTERN}|group(?:0|[1-9][0-9]*))"
 
 
 def format_ratio(ratio: float) -> str:
@@ -57,34 +54,6 @@ def runs_from_config(config: dict) -> list[Run]:
         runs += [Run(LABEL_NOISE, float(r), int(seed)) for r in exp["label_ratios"]]
         runs += [Run(kind, 0.0, int(seed)) for kind in exp["input_corruptions"]]
     return sorted(set(runs))
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """One training process: a single run, or a group of runs trained fused in one network."""
-
-    name: str
-    runs: tuple[Run, ...]
-
-    @property
-    def run_names(self) -> list[str]:
-        return [run.name for run in self.runs]
-
-
-def train_jobs(runs: list[Run], runs_per_job: int = 1) -> list[TrainJob]:
-    """The training jobs of ``runs``: one per run (``runs_per_job`` 1, a cluster's layout), else
-    consecutive groups of ``runs_per_job`` runs in the order seed, corruption, ratio (the last
-    group may be smaller). Adding a seed appends groups and leaves the earlier ones as they were;
-    adding a ratio or corruption regroups (and so retrains) the runs after it."""
-    if runs_per_job < 1:
-        raise ValueError(f"runs_per_job must be at least 1, got {runs_per_job}")
-    if runs_per_job == 1:
-        return [TrainJob(run.name, (run,)) for run in sorted(runs)]
-    order = sorted(runs, key=lambda r: (r.seed, CORRUPTIONS.index(r.corruption), r.ratio))
-    return [
-        TrainJob(f"group{i}", tuple(order[start : start + runs_per_job]))
-        for i, start in enumerate(range(0, len(order), runs_per_job))
-    ]
 
 
 def stream_seed(seed: int, stream: str) -> int:

@@ -1,14 +1,10 @@
 """Training steps: interchangeable parts behind one small interface.
 
 A step is a callable ``step(idx) -> loss``: it trains on the minibatch ``idx`` (forward,
-backward, SGD update) and returns the minibatch's mean loss as a device tensor that stays valid
-until the next call. For one run ``idx`` is ``(B,)`` and the loss a scalar; for K runs in one job
-(fused in one network, :mod:`hw5repro.fused`, or side by side, :mod:`hw5repro.side_by_side`)
-``idx`` is ``(K, B)``, one batch per run, and the loss ``(K,)``.
-``run_epoch`` drives any step over the epoch's permutation(s).
+backward, SGD update) and returns the minibatch's mean loss as a device tensor (a scalar) that
+stays valid until the next call. ``run_epoch`` drives any step over the epoch's permutation.
 
-- :class:`EagerStep` runs the step op by op (CPU and GPU), for one run or K fused runs.
-- :class:`CompiledStep` is an eager step over a ``torch.compile``'d model (``training.compile``).
+- :class:`EagerStep` runs the step op by op (CPU and GPU).
 - :class:`GraphedStep` captures an eager step once per minibatch size in a CUDA graph and replays
   it: one launch per step instead of a few hundred, which is what bounds a batch-64 step of this
   model on a GPU. The epoch's indices are copied into a static index buffer before each replay;
@@ -26,8 +22,7 @@ import torch.nn.functional as F
 
 
 class EagerStep:
-    """One SGD step, op by op: ``loss(idx)`` is the minibatch loss (a scalar, or one per fused
-    run: their sum is minimised, so no run's gradient is scaled by K)."""
+    """One SGD step, op by op: ``loss(idx)`` is the minibatch's mean loss."""
 
     def __init__(self, model, optimizer, loss):
         self.model, self.optimizer, self.loss = model, optimizer, loss
@@ -36,41 +31,9 @@ class EagerStep:
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         loss = self.loss(idx)
         self.optimizer.zero_grad(set_to_none=True)
-        (loss if loss.dim() == 0 else loss.sum()).backward()
+        loss.backward()
         self.optimizer.step()
         return loss.detach()
-
-
-class CompileError(RuntimeError):
-    """``training.compile: true`` and torch.compile cannot compile the training step."""
-
-
-class CompiledStep:
-    """An :class:`EagerStep` whose loss runs a ``torch.compile``'d model. torch.compile compiles
-    lazily, at the first forward and backward of each new input shape (the first step, the
-    epoch's smaller last batch), so a compiler failure (no C++ compiler, an unsupported op)
-    surfaces in a step, not where ``torch.compile`` was called. It is raised as a
-    :class:`CompileError` that names the setting: never a silent fall back to eager mode, which
-    computes other results (inductor draws other dropout masks) under a fingerprint that says
-    compiled."""
-
-    def __init__(self, eager: EagerStep):
-        from torch._dynamo.exc import TorchDynamoException  # what a compiler failure raises
-
-        self.eager, self.errors = eager, TorchDynamoException
-        self.model, self.optimizer, self.device = eager.model, eager.optimizer, eager.device
-
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        try:
-            return self.eager(idx)
-        except self.errors as err:
-            cause = getattr(err, "inner_exception", None) or err.__cause__ or err
-            first_line = next(iter(str(cause).strip().splitlines()), "")
-            raise CompileError(
-                "training.compile is true, but torch.compile could not compile the training "
-                f"step ({type(cause).__name__}: {first_line}); set training.compile: false to "
-                "train without it"
-            ) from err
 
 
 def minibatch_loss(model, x, y, autocast):
@@ -85,20 +48,15 @@ def minibatch_loss(model, x, y, autocast):
 
 
 class GraphedStep:
-    """An :class:`EagerStep` (or :class:`CompiledStep`) captured in one CUDA graph per minibatch
-    size and replayed."""
+    """An :class:`EagerStep` captured in one CUDA graph per minibatch size and replayed."""
 
-    def __init__(
-        self, eager: EagerStep | CompiledStep, batch_sizes, runs: int | None = None, warmup: int = 3
-    ):
+    def __init__(self, eager: EagerStep, batch_sizes, warmup: int = 3):
         self.eager = eager
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self.device = device = eager.device
         saved = _snapshot(eager.model, eager.optimizer, device)
         for size in sorted(set(batch_sizes), reverse=True):
             idx = torch.arange(size, device=device)
-            if runs is not None:  # K fused runs: one batch of indices per run
-                idx = idx.expand(runs, size).contiguous()
             side = torch.cuda.Stream(device)
             side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):  # warm-up: cuDNN autotuning, optimiser state
@@ -113,7 +71,7 @@ class GraphedStep:
         _restore(saved, eager.model, eager.optimizer, device)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        graph, static_idx, loss = self.graphs[idx.shape[-1]]
+        graph, static_idx, loss = self.graphs[idx.shape[0]]
         static_idx.copy_(idx)
         graph.replay()
         return loss
@@ -124,15 +82,11 @@ def batch_sizes(n: int, batch_size: int) -> set[int]:
     return {batch_size, n - batch_size * (math.ceil(n / batch_size) - 1)}
 
 
-def permutation(n: int, generators, device: torch.device) -> torch.Tensor:
-    """The epoch's order of the examples on ``device``: ``(n,)`` from one generator, ``(K, n)``
-    from K. The workflow's generators live on the CPU, so a run's batch order is the same on
-    every device and its state resumes anywhere; the order reaches a GPU by one asynchronous
-    copy from pinned memory (no host sync)."""
-    if isinstance(generators, torch.Generator):
-        perm = torch.randperm(n, device=generators.device, generator=generators)
-    else:
-        perm = torch.stack([torch.randperm(n, device=g.device, generator=g) for g in generators])
+def permutation(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The epoch's order of the examples on ``device``. The workflow's generators live on the
+    CPU, so a run's batch order is the same on every device and its state resumes anywhere; the
+    order reaches a GPU by one asynchronous copy from pinned memory (no host sync)."""
+    perm = torch.randperm(n, device=generator.device, generator=generator)
     if perm.device == device:
         return perm
     if device.type == "cuda" and perm.device.type == "cpu":
@@ -140,21 +94,28 @@ def permutation(n: int, generators, device: torch.device) -> torch.Tensor:
     return perm.to(device)
 
 
-def run_epoch(step, n: int, batch_size: int, generators) -> torch.Tensor:
-    """One epoch of minibatch SGD over the runs' permutations; returns the per-step losses,
-    ``(steps,)`` or ``(steps, K)``, on the device (no host sync). The last, smaller batch is
-    kept, as a DataLoader does."""
-    perm = permutation(n, generators, step.device)
+def run_epoch(step, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch of minibatch SGD over the generator's permutation; returns the per-step losses
+    ``(steps,)`` on the device (no host sync). The last, smaller batch is kept, as a DataLoader
+    does."""
+    perm = permutation(n, generator, step.device)
     steps = math.ceil(n / batch_size)
-    losses = torch.empty(steps, *perm.shape[:-1], device=perm.device)
+    losses = torch.empty(steps, device=perm.device)
     for i in range(steps):
-        losses[i] = step(perm[..., i * batch_size : (i + 1) * batch_size])
+        losses[i] = step(perm[i * batch_size : (i + 1) * batch_size])
     return losses
 
 
+def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torch.Tensor:
+    """One eager epoch of minibatch SGD (the benchmarks' and tests' entry point)."""
+    model.train()
+    step = EagerStep(model, optimizer, minibatch_loss(model, x, y, autocast))
+    return run_epoch(step, x.shape[0], batch_size, generator)
+
+
 def mean_loss(losses: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
-    """The epoch's mean loss per example (per run) from per-step mean losses ``(steps, ...)``;
-    the last batch is smaller."""
+    """The epoch's mean loss per example from per-step mean losses ``(steps,)``; the last batch
+    is smaller."""
     weights = torch.full(losses.shape[:1], float(batch_size), device=losses.device)
     weights[-1] = n - batch_size * (losses.shape[0] - 1)
     return torch.tensordot(weights, losses, dims=1) / n

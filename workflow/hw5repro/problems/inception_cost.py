@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .plotting import save_figure
+from ..plotting import save_figure
 
 log = logging.getLogger(__name__)
 

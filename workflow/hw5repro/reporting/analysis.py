@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .experiment import LABEL_NOISE, Run
+from ..data.experiment import LABEL_NOISE, Run
 
 RUN_KEYS = ["run_id", "corruption", "ratio", "seed"]
 #: Final-epoch statistics summarised across seeds (mean and sd).
@@ -148,7 +148,6 @@ def facts(final: pd.DataFrame, summary: pd.DataFrame, config: dict, infos: Seque
         "precision": sorted({i["precision"] for i in infos}),
         # how the training step ran: "CUDA graph" (training.cuda_graphs) or "eager"
         "step": sorted({"CUDA graph" if i.get("cuda_graphs") else "eager" for i in infos}),
-        "runs_fused": sorted({int(i.get("runs_fused", 1)) for i in infos}),
         "summary": [{k: _clean(v) for k, v in row.items()} for row in summary.to_dict("records")],
     }
 

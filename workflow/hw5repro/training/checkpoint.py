@@ -5,19 +5,15 @@ states, epoch, metrics so far) plus a *fingerprint*: a hash of the run's name, e
 result-affecting setting and the SHA-256 of the data it was trained on. A checkpoint
 whose fingerprint differs from the current job's (the configuration or the data changed since it
 was written) is never resumed: it is set aside beside the original with a warning, and training
-starts from epoch 0. :class:`RunCheckpoints` is what the training loop uses: one such file per
-run, in a single run's format also for runs trained fused, so a run resumes fused or alone.
+starts from epoch 0. :class:`RunCheckpoint` is what the training loop uses.
 
 Every tensor is moved to the CPU before saving and loaded with ``map_location="cpu"``, so a
 checkpoint written on ``cuda:0`` resumes on the CPU, on ``cuda:0`` or on ``cuda:1`` alike
 (``torch.set_rng_state`` and ``torch.cuda.set_rng_state`` only accept CPU byte tensors).
 
-The training loop waits only for a copy of the state, not for the disk: :class:`RunCheckpoints`
-copies every tensor to the host at the epoch's end and a background thread writes the files
-(one checkpoint at a time), while the next epochs train. A paper-scale run's checkpoint is 72 MB
-(weights and momentum), which ``torch.save`` and ``fsync`` take about 0.25 s to write on the
-project's CPU machine, where six fused runs stopped the loop 1.8 s at every checkpoint when it
-wrote them itself (``benchmarks/checkpoint_pause.py``): on a GPU, idle time.
+The training loop waits only for a copy of the state, not for the disk: :class:`RunCheckpoint`
+copies every tensor to the host at the epoch's end and a background thread writes the file
+(one checkpoint at a time) while the next epochs train.
 """
 
 from __future__ import annotations
@@ -142,73 +138,64 @@ def _set_global_rng(state: dict, device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-class RunCheckpoints:
-    """The runs' checkpoints, one file per run in a single run's format (model, optimiser, RNG
-    states, epoch, metrics so far, fingerprint): a run resumes fused or alone alike.
+class RunCheckpoint:
+    """A run's checkpoint file (model, optimiser, RNG states, epoch, metrics so far,
+    fingerprint); ``path`` None checkpoints nothing.
 
-    :meth:`save` snapshots the runs' state on the host and writes it in a background thread;
+    :meth:`save` snapshots the run's state on the host and writes it in a background thread;
     use the object as a context manager around the training loop, whose exit (also by an
     exception, such as a preemption) waits until the last checkpoint is on the disk. A failed
     write raises :class:`CheckpointError` at the next :meth:`save` or at the exit; the file it
     would have replaced is kept. ``pause_seconds`` is the loop's time in :meth:`save` (the
     snapshot, and any wait for the write before), ``write_seconds`` the writer's."""
 
-    def __init__(self, paths, fingerprints, descs):
-        self.paths, self.fingerprints, self.descs = paths, fingerprints, descs
+    def __init__(self, path, fingerprint, desc):
+        self.path, self.fingerprint, self.desc = path, fingerprint, desc
         self.pause_seconds = self.write_seconds = 0.0
         self._writer: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
 
-    def resume(self, runs, device) -> tuple[int, list[list[dict]]]:
-        """Load every run's checkpoint into ``runs``; (epoch, metrics) to continue from."""
-        fresh = 0, [[] for _ in self.paths]
-        if all(path is None for path in self.paths):
-            return fresh
-        states = [
-            load(p, f, d) for p, f, d in zip(self.paths, self.fingerprints, self.descs, strict=True)
-        ]
-        if all(s is None for s in states):
-            return fresh
-        if any(s is None for s in states) or len({int(s["epoch"]) for s in states}) > 1:
-            log.warning(
-                "runs trained together resume only when every run has a checkpoint of "
-                "the same epoch; all of %s start from epoch 0",
-                ", ".join(self.descs),
-            )
-            return fresh
-        runs.load_run_states([{**s, "perm": s["rng"]["perm"]} for s in states])
-        _set_global_rng(states[0]["rng"], device)
-        epoch = int(states[0]["epoch"])
-        for desc, path in zip(self.descs, self.paths, strict=True):
-            log.info("resumed %s from %s at epoch %d", desc, path, epoch)
-        return epoch, [list(s["metrics"]) for s in states]
+    def resume(self, model, optimizer, generator, device) -> tuple[int, list[dict]]:
+        """Load the checkpoint into the run's model, optimiser and batch-order ``generator``, and
+        the global RNG; (epoch, metrics) to continue from."""
+        state = load(self.path, self.fingerprint, self.desc)
+        if state is None:
+            return 0, []
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["rng"]["perm"])
+        _set_global_rng(state["rng"], device)
+        epoch = int(state["epoch"])
+        log.info("resumed %s from %s at epoch %d", self.desc, self.path, epoch)
+        return epoch, list(state["metrics"])
 
-    def save(self, runs, device, epoch: int, metrics: list[list[dict]]) -> None:
-        """Checkpoint every run at ``epoch``: the state is copied to the host now, the files are
+    def save(self, model, optimizer, generator, device, epoch: int, metrics: list[dict]) -> None:
+        """Checkpoint the run at ``epoch``: the state is copied to the host now, the file is
         written in the background (after the previous checkpoint's, whose error this raises)."""
         started = time.perf_counter()
         self.wait()
-        snapshots = []
-        for k in range(len(self.paths)):
-            state = runs.run_state(k)
-            rng = {**_global_rng(device), "perm": state.pop("perm")}
-            state = {**state, "rng": rng, "epoch": epoch, "metrics": list(metrics[k])}
-            snapshots.append({**to_cpu(state, copy=True), "fingerprint": self.fingerprints[k]})
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": {**_global_rng(device), "perm": generator.get_state()},
+            "epoch": epoch,
+            "metrics": list(metrics),
+        }
+        snapshot = {**to_cpu(state, copy=True), "fingerprint": self.fingerprint}
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
-        self._pending = self._writer.submit(self._write, snapshots, epoch)
+        self._pending = self._writer.submit(self._write, snapshot, epoch)
         self.pause_seconds += time.perf_counter() - started
 
-    def _write(self, snapshots: list[dict], epoch: int) -> None:
+    def _write(self, snapshot: dict, epoch: int) -> None:
         started = time.perf_counter()
-        for path, desc, snapshot in zip(self.paths, self.descs, snapshots, strict=True):
-            try:
-                save_atomic(snapshot, path)
-            except OSError as err:
-                raise CheckpointError(
-                    f"{desc}: could not write the checkpoint of epoch {epoch} to {path} ({err}); "
-                    "the checkpoint before it is kept"
-                ) from err
+        try:
+            save_atomic(snapshot, self.path)
+        except OSError as err:
+            raise CheckpointError(
+                f"{self.desc}: could not write the checkpoint of epoch {epoch} to {self.path} "
+                f"({err}); the checkpoint before it is kept"
+            ) from err
         self.write_seconds += time.perf_counter() - started
 
     def wait(self) -> None:

@@ -1,0 +1,1 @@
+"""Triton kernels of the training step (the convolutions' epilogues)."""

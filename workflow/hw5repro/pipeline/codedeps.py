@@ -1,0 +1,106 @@
+"""Which package modules a workflow script runs: its ``hw5repro`` imports, followed transitively.
+
+The rules list these modules as inputs (``code(...)`` in workflow/rules/common.smk), so editing a
+module reruns exactly the steps whose scripts import it, directly or through another module.
+Imports are read with :mod:`ast`, anywhere in a file (also inside functions), absolute
+(``import hw5repro.a.b``, ``from hw5repro.a import b``) or relative (``from ..a.b import c``,
+``from . import b``). Importing a module runs the ``__init__.py`` of every package above it, so
+those count too.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+PACKAGE = "hw5repro"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def module_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
+    """The file of the module ``name`` (dotted, relative to the package; ``""`` is the package
+    itself): ``a/b.py`` or ``a/b/__init__.py``; None when there is none."""
+    base = package_dir.joinpath(*name.split(".")) if name else package_dir
+    if name and base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _package_parts(path: Path, package_dir: Path) -> list[str] | None:
+    """The package that contains ``path``, as parts below the top package; None outside it."""
+    try:
+        return list(path.resolve().parent.relative_to(package_dir.resolve()).parts)
+    except ValueError:
+        return None
+
+
+@functools.cache
+def _imports(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
+    """Every import of ``path`` as (level, module, names), parsed once per version of the file:
+    the Snakefile asks for every rule's script, and their imports share most modules."""
+    tree = ast.parse(Path(path).read_text(), filename=path)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(0, alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = tuple(alias.name for alias in node.names)
+            found.append((node.level, node.module or "", names))
+    return tuple(found)
+
+
+def imported_modules(path: str | Path, package_dir: Path = PACKAGE_DIR) -> set[str]:
+    """The package modules (dotted, relative to the package; ``""`` is the package's
+    ``__init__.py``) that the file ``path`` imports itself, not transitively, with every package
+    above them. Raises ValueError for an import of a package module that does not exist."""
+    path, package_dir = Path(path), Path(package_dir)
+    stat = path.stat()
+    here = _package_parts(path, package_dir)
+    targets: set[str] = set()
+    for level, module, names in _imports(str(path), stat.st_mtime_ns, stat.st_size):
+        parts = module.split(".") if module else []
+        if level:
+            if here is None or level - 1 > len(here):
+                continue  # a relative import outside the package
+            parts = here[: len(here) - (level - 1)] + parts
+        elif parts[0] == PACKAGE:
+            parts = parts[1:]
+        else:
+            continue
+        name = ".".join(parts)
+        if module_file(name, package_dir) is None:
+            raise ValueError(f"{path} imports {PACKAGE}.{name}, which does not exist")
+        targets.add(name)
+        for imported in names:  # ``from a import b``: b is a module of package a, or a name
+            sub = f"{name}.{imported}" if name else imported
+            if module_file(sub, package_dir) is not None:
+                targets.add(sub)
+    return {parent for name in targets for parent in _with_parents(name)}
+
+
+def _with_parents(name: str) -> list[str]:
+    """``"a.b"`` -> ``["", "a", "a.b"]``: a module and the packages whose ``__init__`` it runs."""
+    parts = name.split(".") if name else []
+    return [".".join(parts[:i]) for i in range(len(parts) + 1)]
+
+
+def module_dependencies(path: str | Path, package_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """The package modules that ``path`` (a script or a package module) runs, transitively, as
+    sorted files; ``path`` itself is included when it is a package module."""
+    package_dir, path = Path(package_dir), Path(path)
+    seen: set[str] = set()
+    here = _package_parts(path, package_dir)
+    if here is not None:  # a module of the package: itself and the packages above it
+        seen.update(
+            _with_parents(".".join(here + ([] if path.stem == "__init__" else [path.stem])))
+        )
+    todo = [path]
+    while todo:
+        current = todo.pop()
+        for name in sorted(imported_modules(current, package_dir) - seen):
+            seen.add(name)
+            todo.append(module_file(name, package_dir))
+    return sorted(module_file(name, package_dir) for name in seen)

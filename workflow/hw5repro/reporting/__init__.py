@@ -1,0 +1,1 @@
+"""From results to the report: tables, figures, provenance and the HTML/LaTeX rendering."""
