@@ -1,4 +1,4 @@
-"""The paper-scale training sweep in one process, timed (for a lent GPU, without Snakemake).
+"""The paper-scale training sweep in one process, timed (on a GPU, without Snakemake).
 
 Reads the experiment from a config file (default config/config.yaml: 6 label ratios x 150 epochs x
 6,000 images), trains every label-noise run with the same code as the workflow's `train` rule and
@@ -18,13 +18,15 @@ import pandas as pd
 import torch
 import yaml
 
-from hw5repro.analysis import keyed_by_run
-from hw5repro.device import device_name, resolve_device
-from hw5repro.experiment import LABEL_NOISE, runs_from_config
-from hw5repro.mnist import fetch, make_subset
-from hw5repro.model import CONV_BIAS
-from hw5repro.settings import merge
-from hw5repro.training import RunData, Settings, train
+from hw5repro.data.experiment import LABEL_NOISE, runs_from_config
+from hw5repro.data.mnist import fetch, make_subset
+from hw5repro.data.rundata import RunData
+from hw5repro.pipeline.config import defaults, load_schema, merge
+from hw5repro.reporting.analysis import keyed_by_run
+from hw5repro.training.device import device_name
+from hw5repro.training.loop import train
+from hw5repro.training.model import CONV_EPILOGUES
+from hw5repro.training.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
-    parser.add_argument("--mnist", required=True, help="folder with the four MNIST IDX files")
+    parser.add_argument("--mnist", help="folder with the four MNIST IDX files (default: download)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument("--width", type=float, help="override model.width")
@@ -40,19 +42,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--test-size", type=int, help="override data.test_size")
     parser.add_argument("--device", help="override training.device")
     parser.add_argument(
-        "--eval-overlap",
-        type=yaml.safe_load,
-        choices=["auto", True, False],
-        help="override training.eval_overlap: auto, true or false",
-    )
-    parser.add_argument(
-        "--conv-bias",
-        choices=["auto", *CONV_BIAS],
-        help=f"override training.conv_bias: auto, {', '.join(CONV_BIAS)}",
+        "--conv-epilogue",
+        choices=["auto", *CONV_EPILOGUES],
+        help="override training.conv_epilogue",
     )
     args = parser.parse_args(argv)
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = merge(defaults(load_schema()), yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     config = merge(config, yaml.safe_load(Path(args.config).read_text()))  # a preset overlay
     for key, section, value in [
         ("epochs", "training", args.epochs),
@@ -60,8 +56,7 @@ def main(argv=None) -> dict:
         ("train_size", "data", args.train_size),
         ("test_size", "data", args.test_size),
         ("device", "training", args.device),
-        ("eval_overlap", "training", args.eval_overlap),
-        ("conv_bias", "training", args.conv_bias),
+        ("conv_epilogue", "training", args.conv_epilogue),
     ]:
         if value is not None:
             config[section][key] = value
@@ -72,7 +67,7 @@ def main(argv=None) -> dict:
     data = config["data"]
     subset = make_subset(raw, data["train_size"], data["test_size"], config["seed"])
     settings = Settings.from_config(config)
-    device = resolve_device(settings.device)
+    device = torch.device(settings.device)
 
     frames, timings = [], {}
     sweep_start = time.perf_counter()
@@ -102,12 +97,8 @@ def main(argv=None) -> dict:
         "torch": torch.__version__,
         "precision": info["precision"],
         "channels_last": info["channels_last"],
-        "compiled": info["compiled"],
         "cuda_graphs": info["cuda_graphs"],
-        "conv_bias": info["conv_bias"],
-        "first_conv": info["first_conv"],
-        "triton_eval": info["triton_eval"],
-        "eval_overlap": info["eval_overlap"],
+        "conv_epilogue": info["conv_epilogue"],
         "config": {k: config[k] for k in ("seed", "data", "experiment", "model", "training")},
         "sweep_wall_seconds": total,
         "sweep_train_seconds": sum(t["train_seconds"] for t in timings.values()),

@@ -1,5 +1,5 @@
 """Draw the README's paper-scale figures from a committed per-epoch CSV, with the workflow's own
-figure code (hw5repro.figures), so the images in the README can always be regenerated:
+figure code (hw5repro.reporting.figures), so the images in the README can always be regenerated:
 
     python benchmarks/plot_gpu_records.py \
         --epochs benchmarks/results/gpu/2234255-first-run/paper_sweep_epochs.csv \
@@ -8,7 +8,7 @@ figure code (hw5repro.figures), so the images in the README can always be regene
 The CSV has the format of results/tables/epochs.csv (one row per run and epoch). Writes
 ``test_error.png`` (the seed's Figure 4: test error against the fraction of random labels) and
 ``clean_vs_mislabelled.png`` (training accuracy on the clean vs the mislabelled examples) into
-``--out``, or the figures named by ``--figures`` (any of hw5repro.figures.FIGURES; for the study
+``--out``, or the figures named by ``--figures`` (any of hw5repro.reporting.figures.FIGURES; for the study
 of config/zhang.yaml: ``--figures zhang_figure1``).
 
 Records written before the split by mislabelled examples (the project up to 62ab126: every GPU
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hw5repro.analysis import final_metrics, summarise
-from hw5repro.figures import (
+from hw5repro.reporting.analysis import final_metrics, summarise
+from hw5repro.reporting.figures import (
     CLEAN_VS_MISLABELLED,
     FIGURES,
     AccuracySplit,

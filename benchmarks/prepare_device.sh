@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Prepare, on this machine, what a lent GPU machine lacks for benchmarks/gpu_check.sh: it has
-# PyTorch on Python 3.12 but no Snakemake and no network. Writes two git-ignored folders that the
-# device tool's run takes along with carry [".mnist", ".whl"]:
-#   .mnist/  the four MNIST IDX files (from ../shared/data/mnist or $HW5_MNIST_DIR)
-#   .whl/    wheels for Python 3.12 / x86-64 of Snakemake and every dependency of the workflow;
-#            gpu_check.sh installs only those whose package the GPU machine does not already have.
+# Prepare, on a machine with internet, what an offline GPU machine with PyTorch but without
+# Snakemake needs for benchmarks/gpu_check.sh. Writes two git-ignored folders to copy along:
+#   .mnist/  the four MNIST IDX files (from $HW5_MNIST_DIR, default ../shared/data/mnist)
+#   .whl/    wheels for Python $PY_VERSION (default 3.12) / x86-64 of Snakemake, pytest and
+#            every other dependency of the workflow but PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 SNAKEMAKE_VERSION="${SNAKEMAKE_VERSION:-$("$PY" -c 'import snakemake; print(snakemake.__version__)')}"
 MNIST="${HW5_MNIST_DIR:-../shared/data/mnist}"
+PY_VERSION="${PY_VERSION:-3.12}"
 
 grep -qxF "/.mnist/" .git/info/exclude 2>/dev/null || echo "/.mnist/" >>.git/info/exclude
 rm -rf .mnist .whl && mkdir -p .mnist .whl
@@ -22,8 +22,8 @@ quiet() { grep -v "is ignored: it is neither" || true; }
 platforms=()
 for p in manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_5_x86_64 \
   manylinux1_x86_64 any; do platforms+=(--platform "$p"); done
-"$PY" -m pip download -q --dest .whl --find-links .whl --only-binary=:all: --python-version 3.12 \
-  --implementation cp "${platforms[@]}" "snakemake==$SNAKEMAKE_VERSION" latex2mathml jsonschema \
+"$PY" -m pip download -q --dest .whl --find-links .whl --only-binary=:all: --python-version "$PY_VERSION" \
+  --implementation cp "${platforms[@]}" "snakemake==$SNAKEMAKE_VERSION" latex2mathml jsonschema pytest \
   2>&1 | quiet
 count=$(ls .whl/*.whl | wc -l)
 echo "prepared .mnist ($(ls .mnist | wc -l) files) and .whl ($count wheels, $(du -sh .whl | cut -f1))"

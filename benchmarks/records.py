@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from hw5repro.device import device_name
+from hw5repro.training.device import device_name
 
 
 def record_header(benchmark: str, device: torch.device) -> dict:

@@ -48,12 +48,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
                 "channels_last",
                 "cuda_graphs",
                 "deterministic",
-                "conv_bias",
-                "first_conv",
-                "triton_eval",
-                "eval_overlap",
-                "runs_fused",
-                "group_form",
+                "conv_epilogue",
                 "cpu_threads",
                 "job",
                 "wall_seconds",
@@ -71,7 +66,7 @@ def run_summaries(workdir: Path) -> dict[str, dict]:
     return runs
 
 
-#: A training log's line for one run and epoch (hw5repro.training._metrics_row).
+#: A training log's line for one run and epoch (hw5repro.training.loop._metrics_row).
 EPOCH_LINE = re.compile(
     r"(?P<run>\S+) epoch (?P<epoch>\d+) train_loss (?P<train_loss>\S+) "
     r"train_acc (?P<train_acc>\S+) test_acc (?P<test_acc>\S+) "
