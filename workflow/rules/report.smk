@@ -1,6 +1,6 @@
 # The report: provenance, HTML + LaTeX from one content model (report/sections.yaml), and the PDF.
 from hw5repro.reporting.provenance import git_state
-from hw5repro.reporting.render import load_sections, section_inputs, section_templates
+from hw5repro.reporting.sections import load_sections, section_inputs, section_templates
 
 REPORT_DIR = REPO / "report"
 REPORT_SECTIONS = load_sections(REPORT_DIR / "sections.yaml", REPORT_DIR)

@@ -1,9 +1,8 @@
-"""The report: one content model (report/sections.yaml + prose templates), two renderings.
+"""The report: one content model (:mod:`.sections`), two renderings.
 
-``load_sections`` reads and checks sections.yaml; ``render_report`` renders each section's prose
-once (Jinja, with the section's JSON data) into the markup of :mod:`hw5repro.markup`, converts it to
-HTML and LaTeX, reads the tables, copies the figures next to the HTML and fills the two layouts
-report/index.html.j2 and report/report.tex.j2. ``compile_pdf`` runs latexmk on the LaTeX file.
+``render_report`` renders each section's prose once (Jinja, with the section's JSON data) into the
+markup of :mod:`.markup`, converts it to HTML and LaTeX, reads the tables, copies the figures next
+to the HTML and fills the two layouts report/index.html.j2 and report/report.tex.j2.
 """
 
 from __future__ import annotations
@@ -12,125 +11,17 @@ import json
 import logging
 import math
 import numbers
-import re
 import shutil
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 import pandas as pd
-import yaml
 from markupsafe import Markup
 
 from .markup import escape_markup, escape_tex, inline_html, inline_latex, to_html, to_latex
+from .sections import ReportError, Section, load_sections
 
 log = logging.getLogger(__name__)
-
-SECTION_KEYS = {"id", "title", "text", "data", "tables", "figures"}
-#: Folder of report/ with every caption, one file each (reStructuredText).
-CAPTIONS = "captions"
-_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-
-
-class ReportError(ValueError):
-    """A malformed sections.yaml or a problem while rendering the report."""
-
-
-@dataclass
-class Section:
-    id: str
-    title: str
-    text: str
-    data: dict[str, str] = field(default_factory=dict)
-    tables: list[dict] = field(default_factory=list)
-    figures: list[dict] = field(default_factory=list)
-
-
-def load_sections(path: str | Path, report_dir: str | Path | None = None) -> list[Section]:
-    """Read and validate sections.yaml (ids unique, keys known, prose templates present)."""
-    path = Path(path)
-    report_dir = Path(report_dir) if report_dir else path.parent
-    entries = yaml.safe_load(path.read_text()) or []
-    if not isinstance(entries, list):
-        raise ReportError(f"{path}: expected a list of sections")
-    sections, seen = [], set()
-    for n, entry in enumerate(entries, start=1):
-        where = f"{path}: section {n}"
-        if not isinstance(entry, dict):
-            raise ReportError(f"{where}: expected a mapping")
-        unknown = set(entry) - SECTION_KEYS
-        missing = {"id", "title", "text"} - set(entry)
-        if unknown or missing:
-            raise ReportError(f"{where}: unknown keys {sorted(unknown)}, missing {sorted(missing)}")
-        if not _ID.match(str(entry["id"])) or entry["id"] in seen:
-            raise ReportError(f"{where}: id {entry['id']!r} is not a unique identifier")
-        seen.add(entry["id"])
-        if not (report_dir / entry["text"]).is_file():
-            raise ReportError(f"{where}: prose template {report_dir / entry['text']} not found")
-        items = {}
-        for kind in ("tables", "figures"):
-            items[kind] = []
-            for item in entry.get(kind) or []:
-                if not isinstance(item, dict) or "path" not in item or "caption" not in item:
-                    raise ReportError(f"{where}: each of {kind} needs path and caption")
-                items[kind].append(_with_caption(item, report_dir, where))
-        sections.append(
-            Section(
-                id=entry["id"],
-                title=entry["title"],
-                text=entry["text"],
-                data=dict(entry.get("data") or {}),
-                tables=items["tables"],
-                figures=items["figures"],
-            )
-        )
-    return sections
-
-
-def rst_to_markup(text: str) -> str:
-    """A caption file (reStructuredText, as Snakemake's report reads it) in the report's markup:
-    lines joined, ``:math:`x``` -> ``$x$``, double-backquoted code -> single-backquoted; bold and
-    italic are the same in both."""
-    text = " ".join(text.split())
-    text = re.sub(r":math:`([^`]+)`", r"$\1$", text)
-    return re.sub(r"``([^`]+)``", r"`\1`", text)
-
-
-def _with_caption(item: dict, report_dir: Path, where: str) -> dict:
-    """A table or figure spec whose ``caption`` names a file of report/captions (the one source
-    of the caption, which the rules' report() flags name too), with the caption's text read."""
-    name = str(item["caption"])
-    path = report_dir / name
-    if not (name.startswith(f"{CAPTIONS}/") and name.endswith(".rst")):
-        raise ReportError(
-            f"{where}: caption of {item['path']} must name a file {CAPTIONS}/<name>.rst, "
-            f"not {name!r}"
-        )
-    if not path.is_file():
-        raise ReportError(f"{where}: caption file {path} of {item['path']} not found")
-    return {**item, "caption": rst_to_markup(path.read_text()), "caption_file": name}
-
-
-def section_inputs(sections: list[Section]) -> list[str]:
-    """Every workflow file the sections read (JSON data, table CSVs, figure PNGs), in order."""
-    paths: list[str] = []
-    for s in sections:
-        paths += list(s.data.values()) + [t["path"] for t in s.tables]
-        paths += [f["path"] for f in s.figures]
-    return list(dict.fromkeys(paths))
-
-
-def section_templates(sections: list[Section], report_dir: str | Path) -> list[str]:
-    """The prose templates and caption files the sections read (inputs of the report rule)."""
-    paths = []
-    for s in sections:
-        paths.append(s.text)
-        paths += [item["caption_file"] for item in s.tables + s.figures]
-    return list(dict.fromkeys(str(Path(report_dir) / p) for p in paths))
-
-
-# --- formatting filters shared by the prose and the layouts ---------------------------------
 
 
 def _missing(value) -> bool:
@@ -430,57 +321,3 @@ def report_job(sections_file, report_dir, config, provenance_path, outputs) -> N
 
 
 # --- PDF ----------------------------------------------------------------------------------------
-
-_UNDEFINED = re.compile(
-    r"(LaTeX Warning: (Reference|Citation) .* undefined"
-    r"|There were undefined references"
-    r"|LaTeX Warning: Label\(s\) may have changed)"
-)
-
-
-def latex_problems(log_text: str) -> list[str]:
-    """Lines of a LaTeX log that mean the PDF is wrong (undefined references, unstable labels)."""
-    return [line for line in log_text.splitlines() if _UNDEFINED.search(line)]
-
-
-#: Folder (beside report.pdf) where latexmk works; its auxiliary files (.aux, .log, .fls, ...)
-#: stay there, so that the report folder holds only the report.
-LATEX_BUILD = "latex-build"
-
-
-def compile_pdf(tex_path: str | Path, pdf_path: str | Path) -> Path:
-    """latexmk -pdf on ``tex_path`` (run in its folder, so figures resolve) with every output in
-    ``latex-build/`` beside ``pdf_path``; then the PDF alone is moved to ``pdf_path``. Fails on
-    errors and undefined references."""
-    tex_path, pdf_path = Path(tex_path).resolve(), Path(pdf_path).resolve()
-    latexmk = shutil.which("latexmk")
-    if latexmk is None:
-        raise ReportError(
-            "latexmk not found: install TeX Live and latexmk "
-            "(tests/system/install-report-tools.sh) or set report.pdf: false"
-        )
-    build = pdf_path.parent / LATEX_BUILD
-    build.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        latexmk,
-        "-pdf",
-        "-interaction=nonstopmode",
-        "-halt-on-error",
-        f"-outdir={build}",
-        f"-jobname={pdf_path.stem}",
-        tex_path.name,
-    ]
-    proc = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True)
-    log.info("latexmk output:\n%s", (proc.stdout + proc.stderr)[-6000:])
-    tex_log = build / f"{pdf_path.stem}.log"
-    if proc.returncode != 0:
-        tail = tex_log.read_text(errors="replace")[-3000:] if tex_log.is_file() else proc.stdout
-        raise ReportError(f"latexmk failed ({proc.returncode}):\n{tail}")
-    problems = latex_problems(tex_log.read_text(errors="replace"))
-    if problems:
-        raise ReportError("LaTeX left undefined references:\n" + "\n".join(problems))
-    built = build / pdf_path.name
-    if not built.is_file():
-        raise ReportError(f"latexmk succeeded but wrote no {built}")
-    shutil.copy2(built, pdf_path)
-    return pdf_path
