@@ -44,7 +44,7 @@ class MLP:
 
 
 def draw_problem(seed: int = SEED, depth: int = DEPTH, width: int = WIDTH) -> MLP:
-    """X, Y, then (A_l, b_l) layer by layer, all torch.rand in float32, in the seed's order."""
+    """X, Y, then (A_l, b_l) layer by layer, all torch.rand in float32, in the homework's order."""
     torch.manual_seed(seed)
     X = torch.rand(width, 1)
     Y = torch.rand(1, 1)
@@ -140,7 +140,7 @@ def compare(net: MLP) -> pd.DataFrame:
 
 
 def layer_one_gradients(net: MLP) -> dict[str, list]:
-    """The seed's printout: dA_list[0] and db_list[0] from the float32 hand-written pass."""
+    """The homework's printout: dA_list[0] and db_list[0] from the float32 hand-written pass."""
     dA_list, db_list = manual_backward(net)
     return {"dA_1": dA_list[0].tolist(), "db_1": db_list[0].flatten().tolist()}
 

@@ -31,7 +31,7 @@ from ..plotting import save_figure
 log = logging.getLogger(__name__)
 
 INPUT_SHAPE = (256, 32, 32)
-#: Row order of the seed's Tables 1 and 2.
+#: Row order of the homework's Tables 1 and 2.
 QUANTITIES = ("parameters", "additions", "multiplications", "activations")
 
 
@@ -62,7 +62,7 @@ class Conv:
 
 #: Module 1 (naive): three parallel convolutions and a 3x3 max-pool on the 256-channel input.
 NAIVE = (Conv("conv1", 256, 128, 1), Conv("conv2", 256, 192, 3), Conv("conv3", 256, 96, 5))
-#: Module 2 (bottleneck), named as in the seed's Figure 2: 1x1; 1x1 -> 3x3; 1x1 -> 5x5;
+#: Module 2 (bottleneck), named as in the homework's Figure 2: 1x1; 1x1 -> 3x3; 1x1 -> 5x5;
 #: max-pool -> 1x1.
 BOTTLENECK = (
     Conv("conv1", 256, 128, 1),
@@ -76,7 +76,7 @@ MODULES = {"module 1 (naive)": NAIVE, "module 2 (bottleneck)": BOTTLENECK}
 
 
 def count_table(convs, input_shape=INPUT_SHAPE) -> pd.DataFrame:
-    """Rows = quantities, columns = convolutions and TOTAL (the layout of the seed's tables)."""
+    """Rows = quantities, columns = convolutions and TOTAL (the layout of the homework's tables)."""
     _, height, width = input_shape
     table = pd.DataFrame({conv.name: conv.counts(height, width) for conv in convs})
     table["TOTAL"] = table.sum(axis=1)
@@ -165,7 +165,7 @@ def results(tables: dict[str, pd.DataFrame], checks: dict[str, pd.DataFrame]) ->
 
 
 def _figure(tables: dict[str, pd.DataFrame], stem: Path) -> None:
-    """The seed's Figure 3: (a) parameters and activations, (b) additions and multiplications."""
+    """The homework's Figure 3: (a) parameters and activations, (b) additions and multiplications."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     names = list(tables)
     width = 0.38

@@ -1,4 +1,4 @@
-"""Figures of the memorisation experiment: the seed's Figure 4 (a-e), Zhang et al.'s Figure 1
+"""Figures of the memorisation experiment: the homework's Figure 4 (a-e), Zhang et al.'s Figure 1
 (a-c) and further Zhang/Arpit analyses.
 
 Every figure is written as PNG and PDF with the same stem. With several seeds, curves show the mean

@@ -1,13 +1,11 @@
 """Say so when a long training job lands on a CPU: its estimated time and the preset to use.
 
 ``snakemake --cores 8`` on a machine without a usable GPU (``training.device: auto``) trains the
-paper-scale sweep on the CPU, about a day and a half, which nobody should find out by waiting.
-The estimate comes from the CPU throughput measured by ``benchmarks/train_throughput.py`` on the
-project's 2-core machine (``benchmarks/README.md``): 49.3 training images/s at full width and
-1,815 at width 1/8. Between and around them the rate is interpolated as a power of the width
-(``rate ~ width ** -1.73``; pure FLOP counting would give ``width ** -2``, small models lose
-relatively more to overheads). Evaluation is a forward pass only, about a third of a training
-step's work. It is an estimate for that machine: a CPU with more cores is faster.
+paper-scale sweep on the CPU, for days, which nobody should find out by waiting. The estimate
+interpolates the CPU throughput records of ``benchmarks/train_throughput.py`` (at full and 1/8
+width; see benchmarks/README.md) as a power of the width. Evaluation is a forward pass only,
+about a third of a training step's work. It is an estimate for a 2-core CPU: one with more cores
+is faster.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import logging
 import math
 from collections.abc import Mapping
 
-#: Measured CPU training throughput (images/s, fast loop, 2 threads): width -> rate.
+#: CPU training throughput (images/s, fast loop, 2 threads) of the records: width -> rate.
 MEASURED_RATES = {1.0: 49.3, 0.125: 1815.0}
 #: Evaluation (forward only) processes images about this many times faster than training.
 EVAL_SPEEDUP = 3.0
