@@ -165,7 +165,8 @@ def results(tables: dict[str, pd.DataFrame], checks: dict[str, pd.DataFrame]) ->
 
 
 def _figure(tables: dict[str, pd.DataFrame], stem: Path) -> None:
-    """The homework's Figure 3: (a) parameters and activations, (b) additions and multiplications."""
+    """The homework's Figure 3: (a) parameters and activations, (b) additions and
+    multiplications."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     names = list(tables)
     width = 0.38

@@ -20,8 +20,9 @@ The rule is verified on the real shapes (3x224x224, 64 and 128 channels) in two 
 
 Both checks are exact in float32: every gradient term is a product of positive numbers, so no sum
 cancels to zero, and no entry of the support can underflow: one path's product is at least
-0.5^4 / (27 x 576 x 576 x 1152) / 16 = 4e-13, far above float32's smallest normal number (1e-38). A direct convolution (oneDNN's, PyTorch's
-algorithm on a CPU) computes each output from its window alone. A convolution algorithm that
+0.5^4 / (27 x 576 x 576 x 1152) / 16 = 4e-13, far above float32's smallest normal number (1e-38).
+A direct convolution (oneDNN's, PyTorch's algorithm on a CPU) computes each output from its window
+alone. A convolution algorithm that
 mixed a window with its neighbours (Winograd, FFT) would show as failed checks, not pass unseen.
 """
 

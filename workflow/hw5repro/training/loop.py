@@ -143,7 +143,7 @@ def train(
     step = EagerStep(
         model, optimizer, minibatch_loss(model, on_device.train_x, on_device.train_y, autocast)
     )
-    if settings.cuda_graphs:
+    if settings.cuda_graphs and start_epoch < settings.epochs:  # (a finished run trains nothing)
         step = GraphedStep(step, batch_sizes(n, settings.batch_size))
     clock, wall_start = Clock(device), time.perf_counter()
     # A progress bar on a terminal (progress=None lets tqdm decide), one log line per epoch always.
@@ -185,7 +185,7 @@ def train(
         "model": settings.model(),  # what rebuilds the network: AlexNet(**model)
         "precision": settings.precision,
         "channels_last": settings.channels_last,
-        "cuda_graphs": isinstance(step, GraphedStep),
+        "cuda_graphs": settings.cuda_graphs,
         "deterministic": settings.deterministic,
         "conv_epilogue": conv_epilogue_used(model, device),
         "resumed_from_epoch": start_epoch,
