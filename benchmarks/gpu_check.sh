@@ -23,9 +23,14 @@ STAGES="${STAGES:-tests throughput workflow sweep}"
 exec > >(tee "$OUT/gpu_check.log") 2>&1
 export PYTHONUNBUFFERED=1 PYTHONPATH="$REPO/workflow${PYTHONPATH:+:$PYTHONPATH}"
 
-if [ -d .whl ]; then  # offline: install what the machine lacks from the wheels carried along
-  python3 -m pip install -q --no-index --find-links .whl --target /tmp/site snakemake \
-    latex2mathml jsonschema pytest 2>/dev/null || true
+if [ -d .whl ]; then  # offline: install the carried wheels whose package the machine lacks
+  missing=$(python3 -c 'import importlib.metadata as md, pathlib, re
+for wheel in sorted(pathlib.Path(".whl").glob("*.whl")):
+    try:
+        md.version(re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower())
+    except md.PackageNotFoundError:
+        print(wheel)')
+  [ -n "$missing" ] && python3 -m pip install -q --no-index --no-deps --target /tmp/site $missing
   export PYTHONPATH="/tmp/site:$PYTHONPATH" PATH="/tmp/site/bin:$PATH"
 fi
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'" || exit 1

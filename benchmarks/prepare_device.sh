@@ -23,7 +23,8 @@ platforms=()
 for p in manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_5_x86_64 \
   manylinux1_x86_64 any; do platforms+=(--platform "$p"); done
 "$PY" -m pip download -q --dest .whl --find-links .whl --only-binary=:all: --python-version "$PY_VERSION" \
-  --implementation cp "${platforms[@]}" "snakemake==$SNAKEMAKE_VERSION" latex2mathml jsonschema pytest \
+  --implementation cp "${platforms[@]}" "snakemake==$SNAKEMAKE_VERSION" latex2mathml jsonschema pytest pandas matplotlib seaborn \
+  jinja2 pyyaml tqdm \
   2>&1 | quiet
 count=$(ls .whl/*.whl | wc -l)
 echo "prepared .mnist ($(ls .mnist | wc -l) files) and .whl ($count wheels, $(du -sh .whl | cut -f1))"
