@@ -3,6 +3,7 @@ the workflow, system-component checks, and small settings and data for training 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -259,14 +260,24 @@ def fresh_copy(dst: Path) -> Path:
 @contextmanager
 def edited(path: Path):
     """Change ``path``'s content (a trailing newline; Snakemake 9 ignores a bare touch when the
-    checksum is unchanged), then restore its bytes and modification time."""
+    checksum is unchanged), then restore its bytes and modification time. Both writes replace
+    the file at once (a temporary file renamed over it): a test or job that imports the module
+    meanwhile reads a whole file, never a truncated one."""
     original, before = path.read_bytes(), path.stat()
+
+    def replace(content: bytes, times: tuple[int, int] | None = None) -> None:
+        tmp = path.with_name(f".{path.name}.edited-{os.getpid()}")
+        tmp.write_bytes(content)
+        os.chmod(tmp, before.st_mode)
+        if times is not None:
+            os.utime(tmp, ns=times)
+        os.replace(tmp, path)
+
     try:
-        path.write_bytes(original + b"\n")
+        replace(original + b"\n")
         yield path
     finally:
-        path.write_bytes(original)
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        replace(original, (before.st_atime_ns, before.st_mtime_ns))
 
 
 def planned_jobs(workdir: Path, configfile: Path, *args: str) -> dict[str, int]:
@@ -283,3 +294,219 @@ def planned_jobs(workdir: Path, configfile: Path, *args: str) -> dict[str, int]:
             elif parts and parts[0] == "total":
                 break
     return counts
+
+
+# --- the report, rendered from fixture results ---------------------------------------------
+
+#: A label that is markup in HTML and LaTeX alike.
+NASTY = "50%_noise & more"
+
+
+NASTY = "50%_noise & more"
+
+
+def stats(train_acc, test_acc, fit, runs=2, fitted=2, seconds=10.0):
+    return {
+        "runs": runs,
+        "fitted_runs": fitted,
+        "train_loss_mean": 0.1,
+        "train_acc_mean": train_acc,
+        "test_loss_mean": 2.0,
+        "test_acc_mean": test_acc,
+        "test_error_mean": 1 - test_acc,
+        "train_seconds_mean": seconds,
+        "epochs_to_fit_mean": fit,
+    }
+
+
+def facts(random_train_acc=1.0, random_fit=40.0):
+    by_ratio = [
+        {"ratio": 0.0, **stats(1.0, 0.97, 5.0, seconds=100.0)},
+        {"ratio": 0.5, **stats(1.0, 0.60, 20.0, seconds=104.0)},
+        {
+            "ratio": 1.0,
+            **stats(
+                random_train_acc,
+                0.10,
+                random_fit,
+                fitted=0 if random_fit is None else 2,
+                seconds=101.0,
+            ),
+        },
+    ]
+    return {
+        "fit_threshold": 0.99,
+        "epochs": 150,
+        "train_size": 6000,
+        "test_size": 10000,
+        "width": 1.0,
+        "parameters": 1234567,
+        "label_ratios": [0.0, 0.5, 1.0],
+        "input_corruptions": ["shuffled_pixels", NASTY],
+        "seeds": [0, 1],
+        "random_labels": by_ratio[2] | {},
+        "true_labels": by_ratio[0] | {},
+        "by_ratio": by_ratio,
+        "by_corruption": [
+            {"corruption": "true_labels", "label": "true labels", **stats(1.0, 0.97, 5.0)},
+            {"corruption": "shuffled_pixels", "label": "shuffled pixels", **stats(1.0, 0.5, 30.0)},
+            {"corruption": "gaussian", "label": NASTY, **stats(1.0, 0.1, None, fitted=0)},
+        ],
+        "device": ["cuda"],
+        "device_name": ["NVIDIA H100"],
+        "precision": ["bf16"],
+        "step": ["CUDA graph"],
+    }
+
+
+def write_results(root: Path, memorisation: dict | None = None) -> Path:
+    """Fixture versions of the workflow's problem-6 outputs (tables, JSON, PNG + PDF figures)."""
+    import pandas as pd
+
+    from hw5repro.plotting import plt
+    from hw5repro.reporting.figures import FIGURES
+
+    tables = root / "results" / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    (tables / "memorisation.json").write_text(json.dumps(memorisation or facts()))
+    rows = [
+        {
+            "run_id": f"labels_r{r}_s{s}",
+            "corruption": "labels",
+            "ratio": r,
+            "seed": s,
+            "kind": NASTY,
+            "epochs": 150,
+            "train_loss": 0.01,
+            "train_acc": 1.0,
+            "test_loss": 2.0,
+            "test_acc": 0.9 - r * 0.8,
+            "test_error": 0.1 + r * 0.8,
+            "train_seconds": 1234.5,
+            "epochs_to_fit": float("nan") if r == 1.0 else 10,
+        }
+        for r in (0.0, 0.5, 1.0)
+        for s in (0, 1)
+    ]
+    final = pd.DataFrame(rows)
+    final.to_csv(tables / "final_metrics.csv", index=False)
+    summary = (
+        final.groupby(["corruption", "ratio"])
+        .agg(
+            n_seeds=("seed", "size"),
+            kind=("kind", "first"),
+            train_acc_mean=("train_acc", "mean"),
+            train_acc_sd=("train_acc", "std"),
+            test_acc_mean=("test_acc", "mean"),
+            test_acc_sd=("test_acc", "std"),
+            test_error_mean=("test_error", "mean"),
+            train_seconds_mean=("train_seconds", "mean"),
+            epochs_to_fit_mean=("epochs_to_fit", "mean"),
+            epochs_to_fit_sd=("epochs_to_fit", "std"),
+            fitted_runs=("epochs_to_fit", "count"),
+        )
+        .reset_index()
+    )
+    summary["slowdown"] = summary["epochs_to_fit_mean"] / 10
+    summary.to_csv(tables / "summary.csv", index=False)
+    figures = root / "results" / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    for name in FIGURES:
+        fig, ax = plt.subplots(figsize=(4, 2.5))
+        ax.plot([0, 1, 2], [3, 1, 2])
+        ax.set_title(name)
+        fig.savefig(figures / f"{name}.png", dpi=60)
+        fig.savefig(figures / f"{name}.pdf")
+        plt.close(fig)
+    return root
+
+
+def provenance_facts(root: Path) -> dict:
+    from hw5repro.reporting import provenance as prov
+
+    run = root / "results" / "runs" / "labels_r0_s0"
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "device": "cuda",
+                "device_name": NASTY,
+                "precision": "bf16",
+                "cuda_graphs": True,
+                "torch": "2.11.0+cu130",
+                "cuda": "13.0",
+                "cudnn": 91002,
+                "triton": "3.5.0",
+                "parameters": 1234567,
+                "wall_seconds": 130.0,
+                "train_seconds": 120.0,
+                "images_per_second": 5000.0,
+            }
+        )
+    )
+    root_bench = root / "results" / "benchmarks"
+    bench = root_bench / "train"
+    bench.mkdir(parents=True, exist_ok=True)
+    header = "s\th:m:s\tmax_rss\n"
+    (bench / "labels_r0_s0.tsv").write_text(header + "131.5\t0:02:11\t900\n")
+    (bench / "labels_r0.5_s0.tsv").write_text(header + "128.5\t0:02:08\t900\n")
+    (root_bench / "fetch_mnist.tsv").write_text(header + "2.25\t0:00:02\t50\n")
+    # a stale benchmark of a run no longer in the configuration: not an input, not counted
+    (bench / "labels_r0.9_s0.tsv").write_text(header + "1000.0\t0:16:40\t900\n")
+    files = [bench / f"labels_r{r}_s0.tsv" for r in ("0", "0.5")] + [root_bench / "fetch_mnist.tsv"]
+    return prov.collect(config(), prov.git_state(root), [run / "run.json"], files, root_bench)
+
+
+def config(pdf: bool = False, title: str = "HW5 " + NASTY) -> dict:
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["report"] = {"title": title, "pdf": pdf}
+    return cfg
+
+
+def problem6_report_dir(tmp: Path) -> Path:
+    """report/ with only the problem-6 sections of the real sections.yaml and their caption
+    files, one caption carrying the hostile label."""
+    report_dir = tmp / "report"
+    report_dir.mkdir()
+    for name in ("index.html.j2", "report.tex.j2", "style.css"):
+        (report_dir / name).write_text((REPO / "report" / name).read_text())
+    (report_dir / "sections").mkdir()
+    (report_dir / "captions").mkdir()
+    sections = [
+        s
+        for s in yaml.safe_load((REPO / "report" / "sections.yaml").read_text())
+        if s["text"].startswith(("sections/06", "sections/07"))
+    ]
+    for s in sections:
+        (report_dir / s["text"]).write_text((REPO / "report" / s["text"]).read_text())
+        for item in s.get("tables", []) + s.get("figures", []):
+            caption = item["caption"]
+            (report_dir / caption).write_text((REPO / "report" / caption).read_text())
+    (report_dir / sections[0]["figures"][0]["caption"]).write_text(
+        f"Loss for {NASTY} with :math:`r`\n"
+    )
+    (report_dir / "sections.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
+    return report_dir
+
+
+def render_problem6(tmp_path: Path, memorisation: dict | None = None, pdf: bool = False):
+    """Render the problem-6 sections from fixture results; returns (workdir, report folder)."""
+    from hw5repro.reporting.render import render_report
+
+    root = write_results(tmp_path / "work", memorisation)
+    report_dir = problem6_report_dir(tmp_path)
+    out = root / "results" / "report"
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        render_report(
+            report_dir / "sections.yaml",
+            config(pdf=pdf),
+            provenance_facts(root),
+            out / "index.html",
+            out / "report.tex",
+            report_dir=report_dir,
+        )
+    finally:
+        os.chdir(old)
+    return root, out

@@ -8,12 +8,12 @@ from dataclasses import replace
 import pytest
 import torch
 
+from hw5repro.runset import build_model
+from hw5repro.training import RunData, Settings, train, train_epoch
 from hw5repro.training.device import resolve_device, resolve_precision
 from hw5repro.training.model import AlexNet
-from hw5repro.runset import build_model
 from hw5repro.training.sgd import SGD
 from hw5repro.training.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
-from hw5repro.training import RunData, Settings, train, train_epoch
 
 assert torch.cuda.is_available(), "benchmarks/test_cuda.py needs a CUDA GPU"
 

@@ -34,7 +34,7 @@ def test_presets_are_valid(tmp_path):
     [
         ("training", {"lr": -0.1}, "['training']['lr']"),
         ("training", {"device": "gpu"}, "['training']['device']"),
-        ("training", {"conv_bias": "fused"}, "['training']['conv_bias']"),
+        ("training", {"conv_epilogue": "fused"}, "['training']['conv_epilogue']"),
         ("training", {"epochs": "many"}, "['training']['epochs']"),
         ("training", {"lr_typo": 0.1}, "'lr_typo' was unexpected"),
         ("experiment", {"label_ratios": [0.0, 1.5]}, "['experiment']['label_ratios'][1]"),
@@ -53,7 +53,7 @@ def test_invalid_values_fail_before_any_job_naming_the_key(tmp_path, section, va
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
-# --- schema defaults, presets as overlays, the documented key table (hw5repro.settings) -------
+# --- schema defaults, presets as overlays, the documented key table (pipeline.config) ------
 
 SCHEMA = load_schema(REPO / "config" / "schema.yaml")
 
@@ -98,7 +98,7 @@ def test_presets_are_overlays_listing_only_what_differs(name):
 def test_readme_table_documents_exactly_the_schema_keys():
     text = (REPO / "config" / "README.md").read_text()
     table = readme_table(text)
-    assert table == key_table(SCHEMA), "run: python -m hw5repro.settings --write"
+    assert table == key_table(SCHEMA), "run: python -m hw5repro.pipeline.config --write"
     rows = re.findall(r"^\| `([\w.]+)` \| `(.*?)` \| (result|operational) \|", table, re.M)
     assert [key for key, _, _ in rows] == [key for key, _ in schema_keys(SCHEMA)]
     kinds = {key: kind for key, _, kind in rows}
@@ -123,12 +123,16 @@ def test_nested_command_line_values_fail_saying_they_arrived_as_text(tmp_path):
     """Snakemake reads a value nested in --config 'section={...}' without types ('20', not
     20): the schema's error names the key, and the workflow adds what to do instead."""
     config = write_config(tmp_path / "config.yaml")
-    nested = ['training={"epochs": 20, "compile": True}', 'experiment={"label_ratios": [0, 1]}']
+    nested = [
+        'training={"epochs": 20, "deterministic": True}',
+        'experiment={"label_ratios": [0, 1]}',
+    ]
     proc = snakemake(tmp_path, config, "-n", "--config", *nested, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Error validating config file" in output
-    keys = (
-        "experiment.label_ratios[0], experiment.label_ratios[1], training.epochs, training.compile"
+    keys = ", ".join(
+        ["experiment.label_ratios[0]", "experiment.label_ratios[1]"]
+        + ["training.epochs", "training.deterministic"]
     )
     assert f"{keys}: a number, boolean, null or list given as text" in output
     assert "--configfile" in output and not (tmp_path / "results").exists()
@@ -196,13 +200,6 @@ def test_result_and_operational_settings_split():
     assert job["training"]["lr"] == 0.1 and job["model"] == params["model"]
     results = result_config(config)
     assert "resources" not in results and "local_dir" not in results["data"]
-    # how a job's runs train together acts only where a job trains more than one
-    assert config["training"]["runs_per_job"] == 1 and "group_form" not in params["training"]
-    assert "group_form" not in results["training"]
-    grouped = merge(config, {"training": {"runs_per_job": 2, "group_form": "streams"}})
-    assert training_params(grouped)["training"]["group_form"] == "streams"
-    assert result_config(grouped)["training"]["group_form"] == "streams"
-    # ... and not in a job of one run among groups (the last group may be smaller)
-    assert "group_form" not in training_params(grouped, job_runs=1)["training"]
-    assert training_params(grouped, job_runs=2)["training"]["group_form"] == "streams"
+    assert set(results["training"]) == set(params["training"])
+    assert "conv_epilogue" in params["training"] and "cuda_graphs" in params["training"]
     assert results["report"]["title"] == "HW5 reproduced (smoke preset)"

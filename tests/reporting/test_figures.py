@@ -7,9 +7,9 @@ import pytest
 import seaborn as sns
 from matplotlib.collections import PolyCollection
 
+from hw5repro.data.experiment import Run
 from hw5repro.reporting import figures
 from hw5repro.reporting.analysis import kind_of
-from hw5repro.data.experiment import Run
 
 RATIOS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 

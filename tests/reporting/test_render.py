@@ -4,231 +4,28 @@ rule wiring and regeneration (the workflow-level checks use the shared smoke run
 from __future__ import annotations
 
 import json
-import os
 import re
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
-from helpers import REPO, edited, planned_jobs, snakemake
+from helpers import (
+    NASTY,
+    REPO,
+    edited,
+    facts,
+    planned_jobs,
+    provenance_facts,
+    render_problem6,
+    snakemake,
+)
 from hw5repro.reporting import provenance as prov
 from hw5repro.reporting.figures import FIGURES
-from hw5repro.plotting import plt
-from hw5repro.reporting.render import (
-    ReportError,
-    figure_target,
-    latex_problems,
-    load_sections,
-    num,
-    pct,
-    render_report,
-    rst_to_markup,
-    section_inputs,
-)
-
-NASTY = "50%_noise & more"
-
-
-def stats(train_acc, test_acc, fit, runs=2, fitted=2, seconds=10.0):
-    return {
-        "runs": runs,
-        "fitted_runs": fitted,
-        "train_loss_mean": 0.1,
-        "train_acc_mean": train_acc,
-        "test_loss_mean": 2.0,
-        "test_acc_mean": test_acc,
-        "test_error_mean": 1 - test_acc,
-        "train_seconds_mean": seconds,
-        "epochs_to_fit_mean": fit,
-    }
-
-
-def facts(random_train_acc=1.0, random_fit=40.0):
-    by_ratio = [
-        {"ratio": 0.0, **stats(1.0, 0.97, 5.0, seconds=100.0)},
-        {"ratio": 0.5, **stats(1.0, 0.60, 20.0, seconds=104.0)},
-        {
-            "ratio": 1.0,
-            **stats(
-                random_train_acc,
-                0.10,
-                random_fit,
-                fitted=0 if random_fit is None else 2,
-                seconds=101.0,
-            ),
-        },
-    ]
-    return {
-        "fit_threshold": 0.99,
-        "epochs": 150,
-        "train_size": 6000,
-        "test_size": 10000,
-        "width": 1.0,
-        "parameters": 1234567,
-        "label_ratios": [0.0, 0.5, 1.0],
-        "input_corruptions": ["shuffled_pixels", NASTY],
-        "seeds": [0, 1],
-        "random_labels": by_ratio[2] | {},
-        "true_labels": by_ratio[0] | {},
-        "by_ratio": by_ratio,
-        "by_corruption": [
-            {"corruption": "true_labels", "label": "true labels", **stats(1.0, 0.97, 5.0)},
-            {"corruption": "shuffled_pixels", "label": "shuffled pixels", **stats(1.0, 0.5, 30.0)},
-            {"corruption": "gaussian", "label": NASTY, **stats(1.0, 0.1, None, fitted=0)},
-        ],
-        "device": ["cuda"],
-        "device_name": ["NVIDIA H100"],
-        "precision": ["bf16"],
-        "step": ["CUDA graph"],
-        "runs_fused": [1],
-    }
-
-
-def write_results(root: Path, memorisation: dict | None = None) -> Path:
-    """Fixture versions of the lead's problem-6 outputs (tables, JSON, PNG + PDF figures)."""
-    tables = root / "results" / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    (tables / "memorisation.json").write_text(json.dumps(memorisation or facts()))
-    rows = [
-        {
-            "run_id": f"labels_r{r}_s{s}",
-            "corruption": "labels",
-            "ratio": r,
-            "seed": s,
-            "kind": NASTY,
-            "epochs": 150,
-            "train_loss": 0.01,
-            "train_acc": 1.0,
-            "test_loss": 2.0,
-            "test_acc": 0.9 - r * 0.8,
-            "test_error": 0.1 + r * 0.8,
-            "train_seconds": 1234.5,
-            "epochs_to_fit": float("nan") if r == 1.0 else 10,
-        }
-        for r in (0.0, 0.5, 1.0)
-        for s in (0, 1)
-    ]
-    final = pd.DataFrame(rows)
-    final.to_csv(tables / "final_metrics.csv", index=False)
-    summary = (
-        final.groupby(["corruption", "ratio"])
-        .agg(
-            n_seeds=("seed", "size"),
-            kind=("kind", "first"),
-            train_acc_mean=("train_acc", "mean"),
-            train_acc_sd=("train_acc", "std"),
-            test_acc_mean=("test_acc", "mean"),
-            test_acc_sd=("test_acc", "std"),
-            test_error_mean=("test_error", "mean"),
-            train_seconds_mean=("train_seconds", "mean"),
-            epochs_to_fit_mean=("epochs_to_fit", "mean"),
-            epochs_to_fit_sd=("epochs_to_fit", "std"),
-            fitted_runs=("epochs_to_fit", "count"),
-        )
-        .reset_index()
-    )
-    summary["slowdown"] = summary["epochs_to_fit_mean"] / 10
-    summary.to_csv(tables / "summary.csv", index=False)
-    figures = root / "results" / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    for name in FIGURES:
-        fig, ax = plt.subplots(figsize=(4, 2.5))
-        ax.plot([0, 1, 2], [3, 1, 2])
-        ax.set_title(name)
-        fig.savefig(figures / f"{name}.png", dpi=60)
-        fig.savefig(figures / f"{name}.pdf")
-        plt.close(fig)
-    return root
-
-
-def provenance_facts(root: Path) -> dict:
-    run = root / "results" / "runs" / "labels_r0_s0"
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "run.json").write_text(
-        json.dumps(
-            {
-                "device": "cuda",
-                "device_name": NASTY,
-                "precision": "bf16",
-                "cuda_graphs": True,
-                "torch": "2.11.0+cu130",
-                "cuda": "13.0",
-                "cudnn": 91002,
-                "triton": "3.5.0",
-                "parameters": 1234567,
-                "wall_seconds": 130.0,
-                "train_seconds": 120.0,
-                "images_per_second": 5000.0,
-            }
-        )
-    )
-    root_bench = root / "results" / "benchmarks"
-    bench = root_bench / "train"
-    bench.mkdir(parents=True, exist_ok=True)
-    header = "s\th:m:s\tmax_rss\n"
-    (bench / "labels_r0_s0.tsv").write_text(header + "131.5\t0:02:11\t900\n")
-    (bench / "labels_r0.5_s0.tsv").write_text(header + "128.5\t0:02:08\t900\n")
-    (root_bench / "fetch_mnist.tsv").write_text(header + "2.25\t0:00:02\t50\n")
-    # a stale benchmark of a run no longer in the configuration: not an input, not counted
-    (bench / "labels_r0.9_s0.tsv").write_text(header + "1000.0\t0:16:40\t900\n")
-    files = [bench / f"labels_r{r}_s0.tsv" for r in ("0", "0.5")] + [root_bench / "fetch_mnist.tsv"]
-    return prov.collect(config(), prov.git_state(root), [run / "run.json"], files, root_bench)
-
-
-def config(pdf: bool = False, title: str = "HW5 " + NASTY) -> dict:
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg["report"] = {"title": title, "pdf": pdf}
-    return cfg
-
-
-def problem6_report_dir(tmp: Path) -> Path:
-    """report/ with only the problem-6 sections of the real sections.yaml and their caption
-    files, one caption carrying the hostile label."""
-    report_dir = tmp / "report"
-    report_dir.mkdir()
-    for name in ("index.html.j2", "report.tex.j2", "style.css"):
-        (report_dir / name).write_text((REPO / "report" / name).read_text())
-    (report_dir / "sections").mkdir()
-    (report_dir / "captions").mkdir()
-    sections = [
-        s
-        for s in yaml.safe_load((REPO / "report" / "sections.yaml").read_text())
-        if s["text"].startswith(("sections/06", "sections/07"))
-    ]
-    for s in sections:
-        (report_dir / s["text"]).write_text((REPO / "report" / s["text"]).read_text())
-        for item in s.get("tables", []) + s.get("figures", []):
-            caption = item["caption"]
-            (report_dir / caption).write_text((REPO / "report" / caption).read_text())
-    (report_dir / sections[0]["figures"][0]["caption"]).write_text(
-        f"Loss for {NASTY} with :math:`r`\n"
-    )
-    (report_dir / "sections.yaml").write_text(yaml.safe_dump(sections, sort_keys=False))
-    return report_dir
-
-
-def render_problem6(tmp_path: Path, memorisation: dict | None = None, pdf: bool = False):
-    """Render the problem-6 sections from fixture results; returns (workdir, report folder)."""
-    root = write_results(tmp_path / "work", memorisation)
-    report_dir = problem6_report_dir(tmp_path)
-    out = root / "results" / "report"
-    old = os.getcwd()
-    os.chdir(root)
-    try:
-        render_report(
-            report_dir / "sections.yaml",
-            config(pdf=pdf),
-            provenance_facts(root),
-            out / "index.html",
-            out / "report.tex",
-            report_dir=report_dir,
-        )
-    finally:
-        os.chdir(old)
-    return root, out
+from hw5repro.reporting.pdf import latex_problems
+from hw5repro.reporting.render import figure_target, num, pct
+from hw5repro.reporting.sections import ReportError, load_sections, rst_to_markup, section_inputs
 
 
 @pytest.fixture
@@ -337,50 +134,35 @@ def test_provenance_collects_git_runs_and_benchmarks(tmp_path):
         assert isinstance(state["dirty"], bool)
 
 
-def test_provenance_names_each_training_step_with_its_bias_form(tmp_path):
-    """The device table's step says how the convolutions added their bias (training.conv_bias
-    as the run's record states it), whether the first convolution ran in Triton, whether
-    evaluation ran the Triton epilogues, how many runs trained together, in which form (an
-    older record without ``group_form`` was fused), whether it ran PyTorch's deterministic
-    algorithms and on a CPU with how many threads; runs
-    alike are counted once. The facts come from the runs' run.json files."""
+def test_provenance_names_each_training_step_with_its_epilogue(tmp_path):
+    """The device table's step says whether the convolutions' epilogues ran as Triton kernels
+    (training.conv_epilogue as the run's record states it), whether it ran PyTorch's
+    deterministic algorithms and on a CPU with how many threads; runs alike are counted once.
+    The facts come from the runs' run.json files."""
     base = {"device": "cuda", "device_name": "H100", "precision": "bf16", "cuda_graphs": True}
     runs = [
         base,
-        base | {"conv_bias": "add"},
-        base | {"conv_bias": "gemm"},
-        base | {"conv_bias": "after_pool"},
-        base | {"conv_bias": "add", "triton_eval": True},
-        base | {"conv_bias": "gemm", "first_conv": "triton"},
-        base | {"first_conv": "torch"},
-        base | {"conv_bias": "triton"},
-        base | {"cuda_graphs": False, "runs_fused": 3},
-        base | {"cuda_graphs": False, "runs_fused": 3, "group_form": "fused"},
-        base | {"runs_fused": 6, "group_form": "streams"},
-        base | {"device": "cpu", "cuda_graphs": False, "runs_fused": 2, "group_form": "streams"},
+        base | {"conv_epilogue": "torch"},
+        base | {"conv_epilogue": "triton"},
+        base | {"cuda_graphs": False},
         base | {"device": "cpu", "cuda_graphs": False, "cpu_threads": 1},
         base | {"device": "cpu", "cuda_graphs": False, "cpu_threads": 2},
+        base | {"device": "cpu", "cuda_graphs": False, "cpu_threads": 2},
         base | {"deterministic": True},
-        base | {"deterministic": False},
+        base | {"deterministic": False, "conv_epilogue": "triton"},
     ]
     paths = []
     for i, run in enumerate(runs):
         paths.append(tmp_path / f"run{i:02d}" / "run.json")
         paths[-1].parent.mkdir()
         paths[-1].write_text(json.dumps(run))
-    assert [(d["step"], d["runs"]) for d in prov.devices(prov.run_infos(paths))] == [
-        ("CUDA graph", 4),
-        ("CUDA graph, bias as a matrix product", 1),
-        ("CUDA graph, bias as a matrix product, after the pool where one follows", 1),
-        ("CUDA graph, Triton evaluation epilogues", 1),
-        ("CUDA graph, bias as a matrix product, first convolution in Triton", 1),
-        ("CUDA graph, bias, ReLU and max-pool as Triton kernels", 1),
-        ("eager, 3 runs fused", 2),
-        ("CUDA graph, 6 runs side by side on CUDA streams", 1),
-        ("eager, 2 runs side by side one after another", 1),
-        ("eager, 1 CPU thread", 1),
-        ("eager, 2 CPU threads", 1),
-        ("CUDA graph, deterministic algorithms", 1),
+    assert [(d["device"], d["step"], d["runs"]) for d in prov.devices(prov.run_infos(paths))] == [
+        ("cuda", "CUDA graph", 2),
+        ("cuda", "CUDA graph, bias, ReLU and max-pool as Triton kernels", 2),
+        ("cuda", "eager", 1),
+        ("cpu", "eager, 1 CPU thread", 1),
+        ("cpu", "eager, 2 CPU threads", 2),
+        ("cuda", "CUDA graph, deterministic algorithms", 1),
     ]
 
 
@@ -508,6 +290,7 @@ def up_to_date(smoke_run):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smoke")  # (with tests/workflow/test_reruns.py: it edits the checkout)
 @pytest.mark.parametrize(
     "name",
     ["index.html.j2", "sections/06_memorisation.md", "sections.yaml", "captions/train_loss.rst"],
@@ -525,6 +308,7 @@ def test_changing_a_template_reruns_only_the_report(up_to_date, name):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smoke")
 def test_snakemake_report_zip(smoke_run):
     snakemake(smoke_run, smoke_run / "config.yaml", "--report", "results/snakemake-report.zip")
     archive = smoke_run / "results" / "snakemake-report.zip"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import require_system, snakemake, write_config
-from hw5repro.reporting.render import compile_pdf, latex_problems
+from helpers import render_problem6, require_system, snakemake, write_config
+from hw5repro.reporting.pdf import compile_pdf, latex_problems
 
 AUX = {".aux", ".fls", ".fdb_latexmk", ".log", ".out", ".toc"}
 
@@ -59,9 +59,7 @@ def test_hostile_strings_compile(tmp_path):
     """The fixture report (a label '50%_noise & more' in title, caption, data, tables, run.json)
     typesets without errors."""
     require_tex()
-    import test_report as fx
-
-    _, out = fx.render_problem6(tmp_path, pdf=True)
+    _, out = render_problem6(tmp_path, pdf=True)
     pdf = compile_pdf(out / "report.tex", out / "report.pdf")
     assert pages(pdf) >= 5
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout

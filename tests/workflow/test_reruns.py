@@ -15,7 +15,9 @@ from helpers import (
     write_config,
 )
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs every test that plans jobs on the shared smoke run or edits the
+# checkout's files (tests/reporting/test_render.py's too): an edit never meets another's dry run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]
 
 DATA_RULES = {"fetch_mnist"}
 PACKAGE = REPO / "workflow" / "hw5repro"
@@ -55,14 +57,6 @@ def test_operational_training_key_reruns_nothing(smoke_run, tmp_path, values):
     assert planned_jobs(smoke_run, changed_config(smoke_run, tmp_path, "training", **values)) == {}
 
 
-def test_group_form_with_one_run_per_job_reruns_nothing(smoke_run, tmp_path):
-    """training.group_form says how a job's runs train together: with one run per job (the
-    smoke preset) it cannot change a result, so it reruns nothing (hw5repro.settings,
-    CONDITIONAL_KEYS; tests/test_fused_workflow.py: with groups it retrains them)."""
-    changed = changed_config(smoke_run, tmp_path, "training", group_form="streams")
-    assert planned_jobs(smoke_run, changed) == {}
-
-
 def test_resources_rerun_nothing(smoke_run, tmp_path):
     config = changed_config(
         smoke_run, tmp_path, "resources", default={"mem_mb": 3500, "runtime": 12}
@@ -94,15 +88,16 @@ def test_editing_plotting_code_reruns_only_figures_and_report(smoke_run):
 
 
 def test_editing_the_figures_module_reruns_its_rule_and_the_report(smoke_run):
-    with edited(PACKAGE / "figures.py"):
+    with edited(PACKAGE / "reporting" / "figures.py"):
         jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
     assert jobs == dict.fromkeys({"memorisation_figures"} | REPORT_RULES, 1)
 
 
 def test_editing_experiment_reruns_what_imports_it(smoke_run):
-    """experiment.py is imported by corruption, training and analysis (and through analysis by
-    figures): every training job and what follows reruns; MNIST and problems 1-5 do not."""
-    with edited(PACKAGE / "experiment.py"):
+    """data/experiment.py is imported by the training job and loop (relative imports from
+    another sub-package) and by analysis (and through it by figures): every training job and
+    what follows reruns; MNIST and problems 1-5 do not."""
+    with edited(PACKAGE / "data" / "experiment.py"):
         jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
     print("experiment.py edited:", jobs)
     assert jobs == {
@@ -111,6 +106,37 @@ def test_editing_experiment_reruns_what_imports_it(smoke_run):
         "memorisation_figures": 1,
         **dict.fromkeys(REPORT_RULES, 1),
     }
+
+
+TRAINING_AND_AFTER = {"train": 12, "memorisation_tables": 1, "memorisation_figures": 1}
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        # imported only inside a function of kernels/epilogues.py, by training alone
+        ("kernels/triton_kernels.py", TRAINING_AND_AFTER),
+        # a sub-package's __init__ runs with every module of it
+        ("training/__init__.py", TRAINING_AND_AFTER),
+        ("data/mnist.py", {"fetch_mnist": 1, **TRAINING_AND_AFTER}),
+        ("reporting/analysis.py", {"memorisation_tables": 1, "memorisation_figures": 1}),
+        ("problems/momentum.py", {"problem_momentum": 1}),
+        ("reporting/render.py", {}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_editing_a_module_reruns_exactly_the_rules_that_import_it(smoke_run, module, expected):
+    """Each rule's code inputs are its script's imports followed through sub-packages and
+    relative imports (hw5repro.pipeline.codedeps): editing a module reruns the rules whose
+    scripts import it, directly or not, and what reads their outputs (provenance, which reads
+    every job's benchmark, the report and the target rule), nothing else."""
+    with edited(PACKAGE / module):
+        jobs = planned_jobs(smoke_run, smoke_run / "config.yaml")
+    print(module, "edited:", jobs)
+    if module == "reporting/render.py":  # the report alone: no other job ran
+        assert set(jobs) - {"provenance"} == {"report", "all"}
+        return
+    assert jobs == {**expected, **dict.fromkeys(REPORT_RULES, 1)}
 
 
 def test_provenance_reads_the_benchmarks_it_declares(smoke_run):

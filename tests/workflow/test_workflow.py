@@ -4,11 +4,12 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from helpers import REPO, planned_jobs
 from hw5repro.data.experiment import runs_from_config
 from hw5repro.reporting.figures import FIGURES
-from hw5repro.training import METRIC_COLUMNS
+from hw5repro.training.loop import METRIC_COLUMNS
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +32,13 @@ def test_smoke_workflow_writes_every_promised_output(smoke_run):
         assert metrics["epoch"].tolist() == list(range(1, config["training"]["epochs"] + 1))
         assert metrics[["train_loss", "train_acc", "test_acc"]].notna().all().all()
         assert (folder / "model.pt").stat().st_size > 0
-        assert not (folder / "checkpoint.pt").exists()  # removed once the job completed
+        # kept once the job completed: a job run again for this run trains nothing
+        saved = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
+        assert saved["epoch"] == config["training"]["epochs"]
         info = json.loads((folder / "run.json").read_text())
         assert info["run_id"] == run.name and info["device"] == "cpu"
+        assert info["job"] == run.name and info["conv_epilogue"] == "torch"
+        assert info["fingerprint"] == saved["fingerprint"]
         assert info["parameters"] == 140_766 and info["train_images"] == 512
         log = (results / "logs" / "train" / f"{run.name}.log").read_text()
         assert log.count(f"{run.name} epoch ") == config["training"]["epochs"]  # a line an epoch
