@@ -1,29 +1,21 @@
 """Problem 4: the input region each output of VGG16's first blocks depends on.
 
-Rule for a chain of conv/pool layers with kernel size K, stride S and padding P (per spatial
-axis): starting from size r_0 = 1, jump d_0 = 1 and start u_0 = 0,
+Per spatial axis, a conv/pool layer (kernel K, stride S, padding P) maps the size r, jump d and
+start u of the field (r_0 = 1, d_0 = 1, u_0 = 0) to
 
-    r_out = r_in + (K - 1) d_in,   d_out = d_in S,   u_out = u_in - P d_in,
+    r_out = r_in + (K - 1) d_in,   d_out = d_in S,   u_out = u_in - P d_in;
 
-and output index i covers input indices u + i d .. u + i d + r - 1, clipped to the image (zero
-padding adds no input pixels). Every output channel depends on all input channels.
+output index i covers input indices u + i d .. u + i d + r - 1, clipped to the image. Every output
+channel depends on all input channels.
 
-The rule is verified on the real shapes (3x224x224, 64 and 128 channels) in two ways:
-- gradient support: with positive random weights and biases (every weight nonzero), every ReLU is
-  active and no sum can cancel, so the nonzero entries of d y_p[k,i,j] / d x are exactly the
-  inputs connected to y_p[k,i,j]. A max-pool routes its gradient only to the argmax of each
-  window (one per channel), which reaches only part of the region, so the pools are replaced by
-  average pools of the same window and stride (same connectivity, nonzero gradient to every
-  window entry);
+Two exact float32 checks on the real shapes (3x224x224, 64 and 128 channels):
+- gradient support: with positive weights and biases every ReLU is active and no sum cancels, so
+  the nonzero entries of d y[k,i,j] / d x are exactly the connected inputs (the smallest path
+  product, about 4e-13, cannot underflow). A max-pool routes its gradient to one argmax per
+  window, so here the pools are average pools of the same window (same connectivity);
 - perturbation with the real max-pools: redrawing every input outside the region leaves
-  y_p[:, i, j] bit for bit unchanged.
-
-Both checks are exact in float32: every gradient term is a product of positive numbers, so no sum
-cancels to zero, and no entry of the support can underflow: one path's product is at least
-0.5^4 / (27 x 576 x 576 x 1152) / 16 = 4e-13, far above float32's smallest normal number (1e-38).
-A direct convolution (oneDNN's, PyTorch's algorithm on a CPU) computes each output from its window
-alone. A convolution algorithm that
-mixed a window with its neighbours (Winograd, FFT) would show as failed checks, not pass unseen.
+  y[:, i, j] bit for bit unchanged.
+A convolution algorithm that mixed neighbouring windows (Winograd, FFT) would fail the checks.
 """
 
 from __future__ import annotations
@@ -147,8 +139,8 @@ class VGGPrefix(nn.Module):
 
 
 def positions(output: str, channels=CHANNELS) -> list[tuple[int, int, int]]:
-    """(k, i, j) checked per output: two corners, an edge and an interior point whose regions
-    nest across y1, y2, y3 (used in the figure)."""
+    """(k, i, j) checked per output: two corners, an edge and an interior point (nested regions
+    across y1, y2, y3, shown in the figure)."""
     n = IMAGE_SIZE // {"y1": 1, "y2": 2, "y3": 4}[output]
     c = channels[0] if output in ("y1", "y2") else channels[1]
     interior = {"y1": 20, "y2": 10, "y3": 5}[output]
@@ -181,8 +173,8 @@ def gradient_support(
 def outside_perturbation_unchanged(
     net: VGGPrefix, output: str, i: int, j: int, x: torch.Tensor, baseline: torch.Tensor, seed: int
 ) -> bool:
-    """Redraw every input outside the predicted region (all channels) and check that the whole
-    channel vector y[:, i, j] is bit for bit unchanged (``baseline`` = the output for ``x``)."""
+    """Whether y[:, i, j] stays bit for bit ``baseline``'s (the output for ``x``) when every
+    input outside the predicted region is redrawn."""
     inside = torch.from_numpy(predicted_mask(output_fields()[output], i, j))
     perturbed = torch.where(inside, x, random_image(seed))
     with torch.no_grad():
@@ -229,8 +221,8 @@ def verify(channels=CHANNELS, seed: int = SEED) -> tuple[pd.DataFrame, dict[str,
 
 
 def max_pool_gradient_support(channels=CHANNELS, seed: int = SEED) -> np.ndarray:
-    """Nonzero pattern of d y3[k,i,j] / d x through the real max-pools (the argmax paths only)
-    for the interior position of the figure."""
+    """Nonzero pattern of d y3[k,i,j] / d x through the real max-pools (argmax paths only) at the
+    figure's interior position."""
     net = VGGPrefix(channels, pool="max", seed=seed)
     k, i, j = positions("y3", channels)[3]
     return gradient_support(net, "y3", k, i, j, random_image(seed))
@@ -285,6 +277,13 @@ def results(checks: pd.DataFrame, max_support: np.ndarray) -> dict:
     return out
 
 
+def _outline(ax, field: Field, i: int, j: int, colour, label: str) -> None:
+    """Outline the region of output (i, j) on ``ax``."""
+    (r0, r1), (c0, c1) = field.region(i), field.region(j)
+    box = (c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1
+    ax.add_patch(patches.Rectangle(*box, fill=False, ec=colour, lw=2, label=label))
+
+
 def _figure(supports: dict[str, np.ndarray], max_support: np.ndarray, stem: Path) -> None:
     fields = output_fields()
     colours = {"y1": "tab:red", "y2": "tab:orange", "y3": "tab:blue"}
@@ -300,49 +299,21 @@ def _figure(supports: dict[str, np.ndarray], max_support: np.ndarray, stem: Path
             rgba = np.zeros((*mask.shape, 4))
             rgba[mask] = matplotlib.colors.to_rgba(colours[output], 0.45)
             ax.imshow(rgba, origin="upper", interpolation="nearest")
-            (r0, r1), (c0, c1) = fields[output].region(i), fields[output].region(j)
-            ax.add_patch(
-                patches.Rectangle(
-                    (c0 - 0.5, r0 - 0.5),
-                    c1 - c0 + 1,
-                    r1 - r0 + 1,
-                    fill=False,
-                    ec=colours[output],
-                    lw=2,
-                    label=f"{output}[{k},{i},{j}]: rows {r0}..{r1}",
-                )
-            )
-        ax.set(
-            xlim=(lo - 0.5, hi + 0.5),
-            ylim=(hi + 0.5, lo - 0.5),
-            title=title,
-            xlabel="input column",
-            ylabel="input row",
-        )
+            r0, r1 = fields[output].region(i)
+            label = f"{output}[{k},{i},{j}]: rows {r0}..{r1}"
+            _outline(ax, fields[output], i, j, colours[output], label)
+        ax.set(xlim=(lo - 0.5, hi + 0.5), ylim=(hi + 0.5, lo - 0.5), title=title)
         ax.legend(fontsize="x-small", loc="lower right")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     k, i, j = positions("y3")[3]
-    (r0, r1), (c0, c1) = fields["y3"].region(i), fields["y3"].region(j)
     axes[2].imshow(max_support.any(axis=0), cmap="Greys", interpolation="nearest")
-    axes[2].add_patch(
-        patches.Rectangle(
-            (c0 - 0.5, r0 - 0.5),
-            c1 - c0 + 1,
-            r1 - r0 + 1,
-            fill=False,
-            ec=colours["y3"],
-            lw=2,
-            label="region",
-        )
-    )
+    _outline(axes[2], fields["y3"], i, j, colours["y3"], "region")
     axes[2].set(
-        xlim=(7.5, 36.5),
-        ylim=(36.5, 7.5),
-        xlabel="input column",
-        ylabel="input row",
-        title=f"(c) max-pool gradient of y3[{k},{i},{j}]",
+        xlim=(7.5, 36.5), ylim=(36.5, 7.5), title=f"(c) max-pool gradient of y3[{k},{i},{j}]"
     )
+    for ax in axes:
+        ax.set(xlabel="input column", ylabel="input row")
     axes[2].legend(fontsize="x-small", loc="lower right")
     save_figure(fig, stem)
 

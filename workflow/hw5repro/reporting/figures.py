@@ -1,8 +1,6 @@
 """Figures of the memorisation experiment: the homework's Figure 4 (a-e), Zhang et al.'s Figure 1
-(a-c) and further Zhang/Arpit analyses.
-
-Every figure is written as PNG and PDF with the same stem. With several seeds, curves show the mean
-and a band of +-1 sd; points show mean +- sd.
+(a-c) and further Zhang/Arpit analyses, each as PNG and PDF. Over several seeds, curves show the
+mean and a band of +-1 sd; points show mean +- sd.
 """
 
 from __future__ import annotations
@@ -76,30 +74,13 @@ def _random_labels_curves(epochs: pd.DataFrame, stem: Path) -> None:
     random = epochs[(epochs.corruption == LABEL_NOISE) & (epochs.ratio == 1.0)]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     if random.empty:
-        ax.text(0.5, 0.5, "no run with 100% random labels", ha="center", transform=ax.transAxes)
+        _nothing(ax, "no run with 100% random labels")
     else:
-        band = "sd" if random["seed"].nunique() > 1 else None
-        sns.lineplot(
-            data=random,
-            x="epoch",
-            y="train_loss",
-            errorbar=band,
-            color="C0",
-            ax=ax,
-            label="training loss",
-            legend=False,
-        )
+        line = {"data": random, "x": "epoch", "legend": False}
+        line["errorbar"] = "sd" if random["seed"].nunique() > 1 else None
+        sns.lineplot(y="train_loss", color="C0", ax=ax, label="training loss", **line)
         twin = ax.twinx()
-        sns.lineplot(
-            data=random,
-            x="epoch",
-            y="train_acc",
-            errorbar=band,
-            color="C3",
-            ax=twin,
-            label="training accuracy",
-            legend=False,
-        )
+        sns.lineplot(y="train_acc", color="C3", ax=twin, label="training accuracy", **line)
         twin.set(ylabel="training accuracy", ylim=(0, 1.02))
         twin.grid(False)
         handles = ax.get_lines()[:1] + twin.get_lines()[:1]
@@ -174,7 +155,7 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
     kinds = plotted[plotted.kind != "partial_labels"].copy()
     kinds["kind"] = kinds["kind"].map(KIND_LABELS)
     order = [KIND_LABELS[k] for k in KIND_LABELS if KIND_LABELS[k] in set(kinds["kind"])]
-    # bars: mean +- sd of the runs that fitted; a run that never did is a cross at the right end
+    # bars: mean +- sd of the runs that fitted; one that never did: a cross at the right end
     if kinds.fitted.any():
         sns.barplot(
             data=kinds[kinds.fitted],
@@ -268,13 +249,7 @@ def accuracy_split(
     partial = epochs[(epochs.corruption == LABEL_NOISE) & (epochs.ratio > 0) & (epochs.ratio < 1)]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     if partial.empty:
-        ax.text(
-            0.5,
-            0.5,
-            "no partially corrupted runs in this configuration",
-            ha="center",
-            transform=ax.transAxes,
-        )
+        _nothing(ax, "no partially corrupted runs in this configuration")
     else:
         long = _ratio_label(partial).melt(
             id_vars=["label noise", "epoch", "seed"],
@@ -399,45 +374,23 @@ def _zhang_figure1(epochs: pd.DataFrame, final: pd.DataFrame, threshold: float, 
 
 
 def _drawings(epochs, final, summary, threshold: float, out: Path) -> list[partial]:
-    """Every figure as a call that draws and saves it: the slowest first (about 1 s each on a
-    2-core CPU: Figure 1, the two curve panels, the random-label curves), so that parallel
-    workers finish together."""
+    """Every figure as a call that draws and saves it, the slowest first (so that parallel
+    workers finish together)."""
+
+    def curves(column, ylabel, name, title):
+        return partial(_curves, epochs, column, ylabel, out / name, title)
+
+    def against(column, ylabel, name, title, **kwargs):
+        return partial(_against_ratio, final, column, ylabel, out / name, title, **kwargs)
+
+    chance = 1 - 1 / NUM_CLASSES
     return [
         partial(_zhang_figure1, epochs, final, threshold, out / "zhang_figure1"),
-        partial(
-            _curves,
-            epochs,
-            "train_loss",
-            "training loss (cross-entropy)",
-            out / "train_loss",
-            "(a) training loss",
-        ),
-        partial(
-            _curves,
-            epochs,
-            "train_acc",
-            "training accuracy",
-            out / "train_accuracy",
-            "(b) training accuracy",
-        ),
+        curves("train_loss", "training loss (cross-entropy)", "train_loss", "(a) training loss"),
+        curves("train_acc", "training accuracy", "train_accuracy", "(b) training accuracy"),
         partial(_random_labels_curves, epochs, out / "random_labels_curves"),
-        partial(
-            _against_ratio,
-            final,
-            "train_seconds",
-            "training time [s]",
-            out / "training_time",
-            "(d) training time",
-        ),
-        partial(
-            _against_ratio,
-            final,
-            "test_error",
-            "test error",
-            out / "test_error",
-            "(e) test error",
-            chance=1 - 1 / NUM_CLASSES,
-        ),
+        against("train_seconds", "training time [s]", "training_time", "(d) training time"),
+        against("test_error", "test error", "test_error", "(e) test error", chance=chance),
         partial(_time_to_fit, final, summary, threshold, out / "time_to_fit"),
         partial(_generalisation_gap, final, out / "generalisation_gap"),
         partial(accuracy_split, epochs, out / "clean_vs_mislabelled"),
@@ -451,10 +404,8 @@ def _call(drawing: partial) -> None:
 def figures_job(
     epochs_csv, final_csv, summary_csv, threshold: float, out_dir, workers: int = 1
 ) -> None:
-    """The Snakemake job: every figure of problem 6 as PNG and PDF in ``out_dir``. With
-    ``workers`` > 1 (the rule's threads) they are drawn by that many processes forked from this
-    one, which share its imported matplotlib: the job's time is then about its imports and its
-    slowest figure, not the sum of all."""
+    """The Snakemake job: every figure of problem 6 as PNG and PDF in ``out_dir``; with
+    ``workers`` > 1, drawn by that many processes forked from this one (sharing its imports)."""
     _style()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 
 from latex2mathml.converter import convert as _latex_to_mathml
 
@@ -211,9 +210,3 @@ def inline_html(text: str) -> str:
 
 def inline_latex(text: str) -> str:
     return _inline(" ".join(text.split()), _Format("latex"))
-
-
-RENDERERS: dict[str, tuple[Callable[[str], str], Callable[[str], str]]] = {
-    "html": (to_html, inline_html),
-    "latex": (to_latex, inline_latex),
-}

@@ -1,8 +1,8 @@
 """The report: one content model (:mod:`.sections`), two renderings.
 
-``render_report`` renders each section's prose once (Jinja, with the section's JSON data) into the
-markup of :mod:`.markup`, converts it to HTML and LaTeX, reads the tables, copies the figures next
-to the HTML and fills the two layouts report/index.html.j2 and report/report.tex.j2.
+``render_report`` renders each section's prose once (Jinja, with its JSON data) into the markup of
+:mod:`.markup`, converts it to HTML and LaTeX, reads the tables, copies the figures beside the HTML
+and fills the layouts report/index.html.j2 and report/report.tex.j2.
 """
 
 from __future__ import annotations
@@ -105,9 +105,6 @@ def column_decimals(values: pd.Series) -> int | None:
 FILTERS = {"num": num, "pct": pct, "seconds": seconds, "listing": listing}
 
 
-# --- content ----------------------------------------------------------------------------------
-
-
 def read_table(spec: dict, root: Path) -> dict:
     """A table spec {path, caption[, columns]} -> header and formatted rows. ``columns`` selects
     and orders columns: a list of names or a mapping name -> header label."""
@@ -132,9 +129,8 @@ def read_table(spec: dict, root: Path) -> dict:
 
 
 def figure_target(path: str) -> str:
-    """Where a figure lands beside the HTML, in figures/ of the report folder, without repeating
-    a leading results/ or results/figures/: results/figures/x.png -> figures/x.png,
-    results/problems/backprop/figure.png -> figures/problems/backprop/figure.png."""
+    """Where a figure lands in figures/ beside the HTML, without a leading results/ or
+    results/figures/: results/figures/x.png -> figures/x.png, results/p/f.png -> figures/p/f.png."""
     rel = Path(path)
     if rel.parts and rel.parts[0] == "results":
         rel = Path(*rel.parts[1:])
@@ -143,27 +139,24 @@ def figure_target(path: str) -> str:
     return (Path("figures") / rel).as_posix()
 
 
-def markup_environment(report_dir: Path) -> jinja2.Environment:
-    """Jinja for the prose: inserted values are escaped for the markup (then for HTML/LaTeX)."""
+def _environment(report_dir: Path, **options) -> jinja2.Environment:
+    """Jinja over the templates of ``report_dir``, strict about undefined names, with FILTERS."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(report_dir)),
-        undefined=jinja2.StrictUndefined,
-        finalize=escape_markup,
-        keep_trailing_newline=True,
-        autoescape=False,
+        loader=jinja2.FileSystemLoader(str(report_dir)), undefined=jinja2.StrictUndefined, **options
     )
     env.filters.update(FILTERS)
     return env
+
+
+def markup_environment(report_dir: Path) -> jinja2.Environment:
+    """Jinja for the prose: inserted values are escaped for the markup (then for HTML/LaTeX)."""
+    return _environment(
+        report_dir, finalize=escape_markup, keep_trailing_newline=True, autoescape=False
+    )
 
 
 def html_environment(report_dir: Path) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(report_dir)),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-    )
-    env.filters.update(FILTERS)
-    return env
+    return _environment(report_dir, autoescape=True)
 
 
 def _tex_finalize(value):
@@ -173,9 +166,8 @@ def _tex_finalize(value):
 def tex_environment(report_dir: Path) -> jinja2.Environment:
     """Jinja for LaTeX: ((* block *)), ((( var ))), ((= comment =)); every value is LaTeX-escaped
     unless it is already LaTeX (Markup), and the ``tex`` filter escapes explicitly."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(report_dir)),
-        undefined=jinja2.StrictUndefined,
+    env = _environment(
+        report_dir,
         block_start_string="((*",
         block_end_string="*))",
         variable_start_string="(((",
@@ -187,7 +179,6 @@ def tex_environment(report_dir: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(FILTERS)
     env.filters["tex"] = lambda v: Markup(escape_tex(v))
     return env
 
@@ -318,6 +309,3 @@ def report_job(sections_file, report_dir, config, provenance_path, outputs) -> N
     render_report(
         sections_file, plain, provenance, outputs.html, outputs.tex, report_dir=report_dir
     )
-
-
-# --- PDF ----------------------------------------------------------------------------------------

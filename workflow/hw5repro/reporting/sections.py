@@ -114,6 +114,3 @@ def section_templates(sections: list[Section], report_dir: str | Path) -> list[s
         paths.append(s.text)
         paths += [item["caption_file"] for item in s.tables + s.figures]
     return list(dict.fromkeys(str(Path(report_dir) / p) for p in paths))
-
-
-# --- formatting filters shared by the prose and the layouts ---------------------------------
