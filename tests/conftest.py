@@ -44,6 +44,9 @@ def _fresh_kernels(monkeypatch, interpret: bool):
     forget()
 
 
+CUDA_TESTS = REPO / "tests" / "cuda"
+
+
 @pytest.fixture
 def interpreted(monkeypatch):
     """The project's Triton kernels defined under TRITON_INTERPRET=1, so that they run on CPU
@@ -80,6 +83,30 @@ def smoke_run(tmp_path_factory) -> Path:
             snakemake(workdir, config, "--cores", "2")
             done.touch()
     return workdir
+
+
+#: Test processes of a plain ``pytest`` (pytest-xdist): one of them runs the SLURM tests, which
+#: mostly wait on SLURM's clock, while the others compute on CI's 2 cores.
+WORKERS = 3
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """``pytest`` runs the suite in WORKERS processes (``--dist loadgroup``: the tests of one
+    ``xdist_group`` in one process) where pytest-xdist is installed and no ``-n`` was given;
+    ``pytest -n 0`` runs in one process. tests/cuda alone (benchmarks/gpu_check.sh, on a GPU
+    machine that may lack pytest-xdist) runs in one process. (Here rather than in pyproject's
+    addopts, where ``-n`` is an error without pytest-xdist.)"""
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return  # (an xdist worker: it calls this hook too)
+    if config.option.numprocesses is not None:
+        return
+    args = [str(arg) for arg in config.args]
+    if args and all(Path(arg.split("::")[0]).resolve().is_relative_to(CUDA_TESTS) for arg in args):
+        return
+    config.option.numprocesses = WORKERS
+    if config.option.dist == "no":
+        config.option.dist = "loadgroup"
 
 
 def pytest_sessionfinish(session, exitstatus):

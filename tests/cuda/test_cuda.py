@@ -1,5 +1,6 @@
-"""Checks that need a CUDA GPU; run by benchmarks/gpu_check.sh on a lent GPU (never in CI, which
-has none: these live outside tests/ so that CI's no-skip rule does not apply to them)."""
+"""Checks that need a CUDA GPU: benchmarks/gpu_check.sh runs ``pytest tests/cuda`` on a lent GPU.
+Without one every test here skips, also in CI (no GPU there; tests marked ``cuda`` are exempt from
+CI's no-skip rule, tests/conftest.py)."""
 
 import contextlib
 import time
@@ -8,14 +9,39 @@ from dataclasses import replace
 import pytest
 import torch
 
-from hw5repro.runset import build_model
-from hw5repro.training import RunData, Settings, train, train_epoch
-from hw5repro.training.device import resolve_device, resolve_precision
+from helpers import REPO, settings_config
+from hw5repro.data.rundata import RunData
+from hw5repro.training.device import resolve_device
+from hw5repro.training.loop import train
 from hw5repro.training.model import AlexNet
+from hw5repro.training.settings import Settings, resolve_precision
 from hw5repro.training.sgd import SGD
-from hw5repro.training.steps import EagerStep, GraphedStep, batch_sizes, minibatch_loss, run_epoch
+from hw5repro.training.steps import (
+    EagerStep,
+    GraphedStep,
+    batch_sizes,
+    minibatch_loss,
+    run_epoch,
+    train_epoch,
+)
 
-assert torch.cuda.is_available(), "benchmarks/test_cuda.py needs a CUDA GPU"
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(
+        not torch.cuda.is_available(),
+        reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs tests/cuda on a lent GPU)",
+    ),
+]
+
+
+def cuda_settings(**kw) -> Settings:
+    """Resolved settings of a small run on CUDA (the schema's defaults otherwise: auto)."""
+    return Settings.from_config(settings_config(**{"device": "cuda", **kw}))
+
+
+def build_model(settings: Settings, seed: int) -> AlexNet:
+    torch.manual_seed(seed)
+    return AlexNet(**settings.model())
 
 
 def _data(n=512):
@@ -62,14 +88,14 @@ def test_fp32_gpu_steps_match_cpu_steps():
 
 
 def test_bf16_training_learns_and_resumes(tmp_path):
-    settings = Settings(
+    settings = cuda_settings(
         epochs=6,
         batch_size=64,
         lr=0.05,
         width=0.5,
         dropout=0.0,
-        device="cuda",
         precision="bf16",
+        channels_last="auto",
         checkpoint_every=3,
     )
     data = _data()
@@ -79,7 +105,7 @@ def test_bf16_training_learns_and_resumes(tmp_path):
     ckpt = tmp_path / "c.pt"
     train(
         data,
-        Settings(**{**settings.__dict__, "epochs": 3}),
+        replace(settings, epochs=3),
         seed=0,
         checkpoint=ckpt,
         progress=False,
@@ -105,8 +131,8 @@ def test_train_epoch_has_no_host_sync():
 
 @pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 5e-4)])
 def test_sgd_is_torch_optim_sgd_bit_for_bit_on_cuda(momentum, weight_decay):
-    """The workflow's SGD (hw5repro.sgd) against torch.optim.SGD on CUDA tensors, where both
-    take torch's foreach update: the same weights and momentum buffers, bit for bit."""
+    """The workflow's SGD (hw5repro.training.sgd) against torch.optim.SGD on CUDA tensors, where
+    both take torch's foreach update: the same weights and momentum buffers, bit for bit."""
     _fp32_exact()
     torch.manual_seed(0)
     ours = AlexNet(width=0.25, dropout=0.0).cuda()
@@ -138,9 +164,11 @@ def _fp32_exact():
 def _steps(graphed: bool, n=200, batch=64, epochs=2, dropout=0.0, lr=0.05, momentum=0.9):
     """Per-step losses and final weights of ``epochs`` epochs, eager or graphed, fp32."""
     _fp32_exact()
-    settings = Settings(epochs=epochs, batch_size=batch, lr=lr, width=0.25, dropout=dropout)
+    settings = cuda_settings(epochs=epochs, batch_size=batch, lr=lr, width=0.25, dropout=dropout)
     model = build_model(settings, seed=0).cuda()
-    opt = SGD(model.parameters(), lr=lr, momentum=momentum)  # the workflow's (hw5repro.sgd)
+    opt = SGD(
+        model.parameters(), lr=lr, momentum=momentum
+    )  # (hw5repro.training.sgd)
     data = _data(n)
     x, y = data.train_x.cuda(), data.train_y.cuda()
     step = EagerStep(model, opt, minibatch_loss(model, x, y, contextlib.nullcontext))
@@ -168,7 +196,7 @@ def test_graphed_step_computes_what_the_eager_step_computes():
 def test_graphed_dropout_draws_fresh_masks_at_every_replay():
     """lr 0: the weights never change, so different losses on the same batch can only come from
     different dropout masks."""
-    settings = Settings(epochs=1, batch_size=64, lr=0.0, width=0.25, dropout=0.5)
+    settings = cuda_settings(epochs=1, batch_size=64, lr=0.0, width=0.25, dropout=0.5)
     model = build_model(settings, seed=0).cuda()
     opt = SGD(model.parameters(), lr=0.0)
     data = _data(64)
@@ -180,7 +208,7 @@ def test_graphed_dropout_draws_fresh_masks_at_every_replay():
 
 
 def test_graphed_epoch_has_no_host_sync():
-    settings = Settings(epochs=1, batch_size=64, lr=0.01, width=0.25)
+    settings = cuda_settings(epochs=1, batch_size=64, lr=0.01, width=0.25)
     model = build_model(settings, seed=0).cuda()
     opt = SGD(model.parameters(), lr=0.01)
     data = _data(1000)
@@ -202,9 +230,17 @@ def _second_epoch_has_no_host_sync(step, generators, n=1000):
 
 def _resume_settings(device, **kw):
     base = dict(
-        epochs=4, batch_size=64, lr=0.05, width=0.25, dropout=0.5, device=device, checkpoint_every=2
+        epochs=4,
+        batch_size=64,
+        lr=0.05,
+        width=0.25,
+        dropout=0.5,
+        device=device,
+        checkpoint_every=2,
+        precision="auto",
+        channels_last="auto",
     )
-    return Settings(**{**base, **kw})
+    return Settings.from_config(settings_config(**{**base, **kw}))
 
 
 def test_checkpoint_moves_between_cuda_and_cpu(tmp_path):
@@ -278,152 +314,6 @@ def test_background_checkpoints_hold_their_epochs_state_on_cuda(tmp_path, monkey
             assert torch.allclose(snapshot["model"][key], value.cpu(), rtol=1e-5, atol=1e-6), key
 
 
-def _group_datas(k=3, n=200):
-    datas = [_data(n) for _ in range(k)]
-    for i, data in enumerate(datas):  # own labels per run
-        data.train_y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(i))
-    return datas
-
-
-@pytest.mark.parametrize("conv_bias", ["add", "triton"])
-def test_fused_graphed_runs_equal_runs_trained_alone(conv_bias, monkeypatch):
-    """Three runs fused in one network, CUDA graphs on, fp32, dropout 0: each run's metrics
-    equal the run trained alone on the GPU; with conv_bias triton the grouped convolutions'
-    epilogues are the Triton kernels (hw5repro.fused), in the fused step as alone."""
-    from hw5repro import train_epilogues
-    from hw5repro.training import train_runs
-
-    _fp32_exact()
-    shapes = []  # the channels of each ReLU gradient the kernels computed (at graph capture)
-    relu_grad = train_epilogues.relu_grad
-
-    def counted(grad, y):
-        shapes.append(y.shape[1])
-        return relu_grad(grad, y)
-
-    monkeypatch.setattr(train_epilogues, "relu_grad", counted)
-    datas = _group_datas()
-    settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
-    settings = replace(settings, conv_bias=conv_bias, channels_last=True)
-    fused, _, info = train_runs(datas, settings, [0, 1, 2], progress=False)
-    assert info["cuda_graphs"] is True and info["runs_fused"] == 3
-    assert info["conv_bias"] == conv_bias
-    # the fused step's kernels took all three runs' channels (a grouped convolution's output
-    # that the kernels did not take would have fallen back to PyTorch's passes)
-    assert (conv_bias == "triton") == (3 * 24 in shapes), shapes
-    for i, data in enumerate(datas):
-        alone, _, _ = train(data, settings, i, progress=False)
-        for a, b in zip(fused[i], alone, strict=True):
-            assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (i, fused[i], alone)
-            assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
-
-
-@pytest.mark.parametrize("conv_bias", ["add", "triton"])
-def test_runs_side_by_side_on_streams_equal_runs_trained_alone(conv_bias):
-    """group_form: streams, three runs, CUDA graphs on (one graph of three stream branches) and
-    off (eager, the branches queued on three streams), fp32, dropout 0: each run's metrics are
-    the run's alone on the GPU, with every single-run kernel (the Triton epilogues and the
-    first convolution under triton)."""
-    from hw5repro.training import train_runs
-
-    _fp32_exact()
-    datas = _group_datas()
-    settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
-    settings = replace(settings, conv_bias=conv_bias, channels_last=True, group_form="streams")
-    settings = replace(settings, first_conv=conv_bias if conv_bias == "triton" else "torch")
-    for graphs in (True, False):
-        side, _, info = train_runs(
-            datas, replace(settings, cuda_graphs=graphs), [0, 1, 2], progress=False
-        )
-        assert info["cuda_graphs"] is graphs and info["group_form"] == "streams"
-        assert info["conv_bias"] == conv_bias and info["first_conv"] == settings.first_conv
-        for i, data in enumerate(datas):
-            alone, _, _ = train(data, settings, i, progress=False)
-            for a, b in zip(side[i], alone, strict=True):
-                assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (graphs, i, side[i], alone)
-                assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
-
-
-def test_runs_side_by_side_draw_their_own_fresh_dropout_masks_at_every_replay():
-    """lr 0 and three runs with the same weights and the same batch: different losses, between
-    the runs of one replay and between replays, can only come from their dropout masks, drawn
-    on three streams of one graph."""
-    from hw5repro.runset import StreamRuns
-    from hw5repro.training.steps import batch_sizes
-
-    settings = Settings(epochs=1, batch_size=64, lr=0.0, width=0.25, dropout=0.5)
-    settings = replace(settings, group_form="streams")
-    runs = StreamRuns(
-        [_data(64)] * 3, settings, [0, 0, 0], torch.device("cuda"), torch.channels_last,
-        contextlib.nullcontext,
-    )  # fmt: skip
-    step = GraphedStep(
-        EagerStep(runs.model, runs.optimizer, runs.loss(runs.model)),
-        batch_sizes(64, 64),
-        runs=3,
-    )
-    idx = torch.arange(64, device="cuda").expand(3, 64).contiguous()
-    losses = torch.stack([step(idx).clone() for _ in range(4)]).cpu()
-    assert losses.shape == (4, 3) and len(set(losses.flatten().tolist())) == 12, losses
-
-
-def test_runs_side_by_side_graphed_epoch_has_no_host_sync():
-    from hw5repro.runset import StreamRuns
-
-    settings = replace(Settings(epochs=1, batch_size=64, lr=0.01, width=0.25), momentum=0.9)
-    runs = StreamRuns(
-        _group_datas(n=1000), settings, [0, 1, 2], torch.device("cuda"), torch.channels_last,
-        contextlib.nullcontext,
-    )  # fmt: skip
-    eager = EagerStep(runs.model, runs.optimizer, runs.loss(runs.model))
-    step = GraphedStep(eager, batch_sizes(1000, 64), runs=3)
-    gens = [torch.Generator(device="cuda").manual_seed(i) for i in range(3)]  # as the tests above
-    _second_epoch_has_no_host_sync(step, gens)
-
-
-def test_runs_side_by_side_resume_exactly_with_dropout(tmp_path):
-    """Streams, graphs, fp32, dropout 0.5 (the runs' masks from the shared CUDA stream, which
-    the checkpoints restore): 2 epochs, a checkpoint and 2 more == 4 epochs straight."""
-    from hw5repro.training import train_runs
-
-    _fp32_exact()
-    datas, seeds = _group_datas(), [0, 1, 2]
-    settings = replace(_resume_settings("cuda", precision="fp32"), group_form="streams")
-    paths = [tmp_path / f"r{i}.pt" for i in range(3)]
-    full, _, info = train_runs(datas, settings, seeds, progress=False)
-    assert info["cuda_graphs"] is True
-    train_runs(datas, replace(settings, epochs=2), seeds, paths, progress=False)
-    resumed, _, info = train_runs(datas, settings, seeds, paths, progress=False)
-    assert info["resumed_from_epoch"] == 2
-    for a, b in zip(full, resumed, strict=True):
-        for row_a, row_b in zip(a, b, strict=True):
-            assert abs(row_a["train_loss"] - row_b["train_loss"]) < 1e-4, (full, resumed)
-            assert row_a["test_acc"] == row_b["test_acc"]
-
-
-def test_overlapped_evaluation_measures_what_inline_evaluation_measures():
-    """eval_overlap: true evaluates each epoch on a second stream while the next
-    epoch trains on a high-priority stream, from a copy of the epoch's weights: fp32, dropout 0,
-    the same metrics as inline evaluation every epoch (evaluation reading weights that the next
-    epoch is updating would drift them)."""
-    _fp32_exact()
-    data = _data(2000)
-    settings = _resume_settings(
-        "cuda", precision="fp32", dropout=0.0, epochs=5, eval_batch_size=500
-    )
-    inline, _, info = train(data, replace(settings, eval_overlap=False), seed=2, progress=False)
-    assert info["eval_overlap"] is False
-    overlapped, _, info = train(data, replace(settings, eval_overlap=True), seed=2, progress=False)
-    assert info["eval_overlap"] is True and info["cuda_graphs"] is True
-    assert [r["epoch"] for r in overlapped] == [1, 2, 3, 4, 5]
-    for a, b in zip(inline, overlapped, strict=True):
-        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (inline, overlapped)
-        assert abs(a["test_loss"] - b["test_loss"]) < 1e-4, (inline, overlapped)
-        assert abs(a["train_acc"] - b["train_acc"]) <= 1 / 2000
-        assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
-        assert b["eval_seconds"] > 0 and b["epoch_seconds"] > 0
-
-
 def _evaluates_like_the_plain_network(other: AlexNet, n: int) -> None:
     """``other``, a variant of the width-1/4 AlexNet given the plain network's weights, computes
     its evaluation logits bit for bit, in fp32 and in bf16 autocast (channels_last)."""
@@ -440,85 +330,29 @@ def _evaluates_like_the_plain_network(other: AlexNet, n: int) -> None:
             assert torch.equal(other(x), plain(x))
 
 
-@pytest.mark.parametrize("form", ["gemm", "after_pool", "triton"])
-def test_other_bias_forms_compute_what_the_broadcast_add_computes(form):
-    """conv_bias gemm, after_pool and triton on CUDA (hw5repro.model.add_bias, Features,
-    hw5repro.train_epilogues): the same evaluation logits as the broadcast add, bit for bit, in
-    bf16 autocast and in fp32 (channels_last); and graphed fp32 training with the same losses and
-    accuracies (the bias gradient is the same sum in another order)."""
-    _evaluates_like_the_plain_network(AlexNet(width=0.25, conv_bias=form), n=512)
-    settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
-    added, _, _ = train(_data(), settings, seed=3, progress=False)
-    changed, _, info = train(_data(), replace(settings, conv_bias=form), seed=3, progress=False)
-    assert info["conv_bias"] == form and info["cuda_graphs"] is True
-    for a, b in zip(added, changed, strict=True):
-        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (added, changed)
-        assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
-
-
-def test_triton_evaluation_epilogues_compute_what_pytorchs_passes_compute():
-    """training.triton_eval (hw5repro.eval_kernels) on CUDA: the same evaluation logits as
+def test_triton_epilogues_compute_what_pytorchs_passes_compute():
+    """conv_epilogue: triton on CUDA (hw5repro.kernels.epilogues): the same evaluation logits as
     PyTorch's passes, bit for bit, in bf16 autocast and in fp32 (channels_last, a batch with
-    partial blocks); and a graphed bf16 training run with it evaluates what one without measures
-    (two trainings: within what cuDNN's choice of algorithms moves)."""
-    fused = AlexNet(width=0.25)
-    fused.features.fused_eval_epilogues = True
-    _evaluates_like_the_plain_network(fused, n=500)
-    settings = _resume_settings("cuda", precision="bf16", dropout=0.0, epochs=3)
-    torch_eval, _, _ = train(_data(), settings, seed=3, progress=False)
-    triton_eval, _, info = train(
-        _data(), replace(settings, triton_eval=True), seed=3, progress=False
-    )
-    assert info["triton_eval"] is True
-    for a, b in zip(torch_eval, triton_eval, strict=True):  # two trainings: cuDNN may choose
-        assert abs(a["test_loss"] - b["test_loss"]) < 1e-3, (torch_eval, triton_eval)
-        assert abs(a["train_acc"] - b["train_acc"]) <= 2 / 512
-        assert abs(a["test_acc"] - b["test_acc"]) <= 2 / 256
-
-
-def test_first_convolution_in_triton_computes_the_convolution():
-    """training.first_conv: triton (hw5repro.first_conv) on CUDA: the forward is the taps
-    summed in order, bit for bit in bf16 (where every product is exact, so FMAs change nothing);
-    the gradients are cuDNN's within rounding, the same on every call; and graphed training
-    (fp32 with the same losses, bf16 within what cuDNN's choice of algorithms moves) learns what
-    it learns with cuDNN's convolution."""
-    from hw5repro.first_conv import FirstConv2d, conv_backward, conv_forward, taps_in_order
-
-    _fp32_exact()
-    torch.manual_seed(0)
-    x = torch.rand(64, 1, 28, 28, device="cuda").contiguous(memory_format=torch.channels_last)
-    w, b = torch.randn(96, 1, 4, 4, device="cuda") * 0.3, torch.randn(96, device="cuda")
-    bf16 = [t.to(torch.bfloat16) for t in (x, w, b)]
-    assert torch.equal(conv_forward(*bf16), taps_in_order(*bf16))
-    torch.testing.assert_close(conv_forward(x, w, b), torch.nn.functional.conv2d(x, w, b))
-    grad = torch.randn(64, 96, 25, 25, device="cuda")
-    gw, gb = conv_backward(x, grad, (4, 4), 96)
-    w_, b_ = w.clone().requires_grad_(), b.clone().requires_grad_()
-    torch.nn.functional.conv2d(x, w_, b_).backward(grad)
-    torch.testing.assert_close(gw, w_.grad, rtol=1e-4, atol=1e-3)
-    torch.testing.assert_close(gb, b_.grad, rtol=1e-4, atol=1e-3)
-    again = conv_backward(x, grad, (4, 4), 96)
-    assert torch.equal(again[0], gw) and torch.equal(again[1], gb)
-    assert isinstance(AlexNet(first_conv="triton").features[0], FirstConv2d)
-    for precision, loss_tol, miss in (("fp32", 1e-4, 1), ("bf16", 2e-2, 8)):
-        settings = _resume_settings("cuda", precision=precision, dropout=0.0, epochs=3)
-        cudnn, _, _ = train(_data(), settings, seed=3, progress=False)
-        ours, _, info = train(
-            _data(), replace(settings, first_conv="triton"), seed=3, progress=False
-        )
-        assert info["first_conv"] == "triton" and info["cuda_graphs"] is True
-        for a, b in zip(cudnn, ours, strict=True):
-            assert abs(a["train_loss"] - b["train_loss"]) < loss_tol, (precision, cudnn, ours)
-            assert abs(a["test_acc"] - b["test_acc"]) <= miss / 256, (precision, cudnn, ours)
+    partial blocks); and graphed fp32 training with the same losses and accuracies (the bias
+    gradient is the same sum in another order)."""
+    _evaluates_like_the_plain_network(AlexNet(width=0.25, conv_epilogue="triton"), n=500)
+    settings = _resume_settings("cuda", precision="fp32", dropout=0.0, epochs=3)
+    plain, _, info = train(_data(), replace(settings, conv_epilogue="torch"), 3, progress=False)
+    assert info["conv_epilogue"] == "torch"
+    ours, _, info = train(_data(), replace(settings, conv_epilogue="triton"), 3, progress=False)
+    assert info["conv_epilogue"] == "triton" and info["cuda_graphs"] is True
+    for a, b in zip(plain, ours, strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4, (plain, ours)
+        assert abs(a["test_acc"] - b["test_acc"]) <= 1 / 256
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_triton_training_epilogues_are_pytorchs_cuda_passes(dtype):
-    """hw5repro.train_epilogues against PyTorch's CUDA kernels, bit for bit: relu(max_pool(out) +
+    """hw5repro.kernels.epilogues against PyTorch's CUDA kernels, bit for bit: relu(max_pool(out) +
     b) and the max's place in each window (ties in bf16: the first largest), the ReLU's gradient
     and the max-pool's input gradient (fp32 sums in the windows' order, rounded once); the bias
     gradient within rounding. Then relu(out + b) and its gradients the same way."""
-    from hw5repro import train_epilogues
+    from hw5repro.kernels import epilogues as train_epilogues
 
     _fp32_exact()
     torch.manual_seed(0)
@@ -548,61 +382,48 @@ def test_triton_training_epilogues_are_pytorchs_cuda_passes(dtype):
 
 
 def test_the_workflows_config_trains_with_the_triton_kernels():
-    """config/config.yaml's conv_bias and first_conv (auto) on CUDA with Triton are the Triton
-    kernels (hw5repro.device.resolve_triton_settings), in a graphed bf16 run."""
-    from pathlib import Path
-
+    """config/config.yaml's conv_epilogue (auto) on CUDA with Triton is the Triton kernels
+    (hw5repro.training.settings), in a graphed bf16 run."""
     import yaml
 
-    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert config["training"]["conv_epilogue"] == "auto"
     settings = Settings.from_config(config)
-    assert (settings.conv_bias, settings.first_conv) == ("auto", "auto")
+    assert settings.conv_epilogue == "triton" and settings.precision == "bf16"
+    assert settings.device.startswith("cuda") and settings.cuda_graphs is True
     metrics, _, info = train(
         _data(),
         replace(settings, epochs=3, width=0.25, eval_batch_size=256),
         seed=3,
         progress=False,
     )
-    assert (info["conv_bias"], info["first_conv"], info["cuda_graphs"]) == (
-        "triton",
-        "triton",
-        True,
-    )
+    assert (info["conv_epilogue"], info["cuda_graphs"]) == ("triton", True)
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
     assert all(0 < m["train_loss"] < 2.5 and 0 <= m["test_acc"] <= 1 for m in metrics), metrics
 
 
-@pytest.mark.parametrize("group_form", [None, "streams", "fused"])
-def test_deterministic_reruns_reproduce_every_metric_bit_for_bit(group_form):
+def test_deterministic_reruns_reproduce_every_metric_bit_for_bit():
     """training.deterministic: true with config/config.yaml's settings otherwise (bf16, CUDA
-    graphs, the Triton kernels, dropout 0.5): a second run of the same run, or of the same group
-    of three in either form, gives every metric and weight bit for bit (no cuDNN autotuning, no
-    atomic sums; hw5repro.device.select_algorithms), and no operation lacks a deterministic
+    graphs, the Triton kernels, dropout 0.5): a second run of the same run gives every metric
+    and weight bit for bit (no cuDNN autotuning, no atomic sums;
+    hw5repro.training.device.select_algorithms), and no operation lacks a deterministic
     algorithm."""
-    from pathlib import Path
-
     import pandas as pd
     import yaml
 
-    from hw5repro.training import train_runs
-
-    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     settings = replace(
         Settings.from_config(config), epochs=3, width=0.25, eval_batch_size=256, deterministic=True
     )
-    datas, seeds = ([_data()], [5]) if group_form is None else (_group_datas(), [5, 6, 7])
-    settings = replace(settings, group_form=group_form or "fused")
     try:
-        first, second = (train_runs(datas, settings, seeds, progress=False) for _ in range(2))
+        first, second = (train(_data(), settings, 5, progress=False) for _ in range(2))
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
     assert first[2]["deterministic"] is True and first[2]["cuda_graphs"] is True
-    assert first[2]["runs_fused"] == len(datas)
+    assert first[2]["conv_epilogue"] == "triton"
     timing = ["epoch_seconds", "eval_seconds"]
-    for run_a, run_b in zip(first[0], second[0], strict=True):  # (equals: NaN where NaN)
-        a, b = (pd.DataFrame(rows).drop(columns=timing) for rows in (run_a, run_b))
-        assert len(a) == 3 and a.equals(b), (a, b)
-    for model_a, model_b in zip(first[1], second[1], strict=True):
-        for a, b in zip(model_a.state_dict().values(), model_b.state_dict().values(), strict=True):
-            assert torch.equal(a, b)
+    a, b = (pd.DataFrame(rows).drop(columns=timing) for rows in (first[0], second[0]))
+    assert len(a) == 3 and a.equals(b), (a, b)  # (equals: NaN where NaN)
+    for x, y in zip(first[1].state_dict().values(), second[1].state_dict().values(), strict=True):
+        assert torch.equal(x, y)
