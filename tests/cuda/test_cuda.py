@@ -166,9 +166,7 @@ def _steps(graphed: bool, n=200, batch=64, epochs=2, dropout=0.0, lr=0.05, momen
     _fp32_exact()
     settings = cuda_settings(epochs=epochs, batch_size=batch, lr=lr, width=0.25, dropout=dropout)
     model = build_model(settings, seed=0).cuda()
-    opt = SGD(
-        model.parameters(), lr=lr, momentum=momentum
-    )  # (hw5repro.training.sgd)
+    opt = SGD(model.parameters(), lr=lr, momentum=momentum)  # (hw5repro.training.sgd)
     data = _data(n)
     x, y = data.train_x.cuda(), data.train_y.cuda()
     step = EagerStep(model, opt, minibatch_loss(model, x, y, contextlib.nullcontext))
