@@ -1,22 +1,14 @@
 """Each convolution's epilogue (bias, ReLU and the 3x3/2 max-pool) as Triton kernels
-(``training.conv_epilogue: triton``).
+(``training.conv_epilogue: triton``): one kernel over the channels_last output forward
+(``relu(out + bias)`` or ``relu(maxpool(out) + bias)``) and, with autograd, one autograd function
+whose backward is one or two kernels; without autograd no max places are kept.
 
-After each convolution PyTorch runs the bias add, the ReLU and (twice) the max-pool as passes of
-their own over the activations, and in the backward the ReLU's gradient, the bias gradient's
-reduction and the max-pool's gradient; the max-pool keeps int64 indices. Here each epilogue is
-one kernel over the channels_last output forward (``relu(out + bias)`` or
-``relu(maxpool(out) + bias)``), and with autograd one autograd function whose backward is one or
-two kernels. Without autograd (evaluation) no max places are kept.
-
-The values are PyTorch's with the bias added after the pool, bit for bit: the sum is taken in fp32
-and rounded once to the output dtype (round to nearest even, written out so that Triton's CPU
-interpreter rounds like the GPU); adding the bias after the pool gives the same values because
-rounding is monotone (``max(round(x + b)) == round(max(x) + b)``); ReLU and rounding commute; NaN
-propagates through the max and the ReLU as in PyTorch; the pool's gradient is gathered in
-PyTorch's order with PyTorch's choice of the max (the first largest value). Only the bias gradient
-is summed in another order (fp32 partial sums per block of pixels, added in a fixed order:
-deterministic). The kernels are in :mod:`hw5repro.kernels.triton_kernels`; the CPU tests run them
-in Triton's interpreter (``TRITON_INTERPRET=1``).
+The values are PyTorch's bit for bit: the sum is taken in fp32 and rounded once to the output
+dtype (round to nearest even, written out so that Triton's CPU interpreter rounds like the GPU);
+adding the bias after the pool is exact because rounding is monotone
+(``max(round(x + b)) == round(max(x) + b)``); ReLU and rounding commute; NaN propagates as in
+PyTorch; the pool's gradient is gathered in PyTorch's order with its choice of the max (the first
+largest value). Only the bias gradient is summed in another, fixed order (deterministic).
 """
 
 from __future__ import annotations
@@ -31,8 +23,7 @@ from torch import nn
 #: Output dtypes the kernels write; others take PyTorch's passes.
 DTYPES = (torch.float32, torch.bfloat16)
 BLOCK_PIXELS, BLOCK_CHANNELS = 32, 64
-#: Programs over the pixels in a bias gradient's partial sums (a constant: the sums, and so the
-#: gradients, are the same on every GPU).
+#: Programs of a bias gradient's partial sums over the pixels (fixed: the same sums on every GPU).
 SUM_PROGRAMS = 256
 
 
@@ -46,8 +37,8 @@ def triton_available() -> bool:
 
 @functools.cache
 def _kernels():
-    """The Triton kernels (:mod:`hw5repro.kernels.triton_kernels`), imported on first use:
-    Triton reads ``TRITON_INTERPRET`` when it defines them."""
+    """Triton and :mod:`.triton_kernels`, imported on first use (Triton reads
+    ``TRITON_INTERPRET`` when it defines the kernels)."""
     import triton
 
     from . import triton_kernels
@@ -56,8 +47,8 @@ def _kernels():
 
 
 def kernels_run_on(x: torch.Tensor | torch.device) -> bool:
-    """Whether the kernels take ``x``'s device (or ``x``, a device): CUDA, or any device in
-    Triton's interpreter."""
+    """Whether the kernels run on ``x``'s device (or ``x``, a device): CUDA, or any in Triton's
+    interpreter."""
     device = x if isinstance(x, torch.device) else x.device
     return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -97,8 +88,7 @@ def _pool(out: torch.Tensor, bias: torch.Tensor, keep_arg: bool):
 
 
 def eval_pool_bias_relu(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``relu(max_pool2d(out + bias, 3, 2))`` of a channels_last ``out``, in one pass (no
-    autograd)."""
+    """``relu(max_pool2d(out + bias, 3, 2))`` of a channels_last ``out``, in one pass."""
     return _pool(out, bias, keep_arg=False)[0]
 
 
@@ -121,10 +111,9 @@ def _is_pool(layer: nn.Module) -> bool:
 
 
 def forward_fused_epilogues(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``layers(x)`` with every convolution followed by a ReLU, or by a 3x3/2 max-pool and a
-    ReLU, running that epilogue as one kernel (without autograd), or as the autograd functions
-    of this module (with); layers of other patterns, and outputs the kernels
-    do not take (dtype, layout), as PyTorch runs them."""
+    """``layers(x)`` with the epilogue of every convolution followed by a ReLU, or by a 3x3/2
+    max-pool and a ReLU, run by the kernels (as autograd functions when grad is enabled); other
+    layers, and outputs the kernels do not take (dtype, layout), as PyTorch runs them."""
     if torch.is_grad_enabled():
         relu_epilogue, pool_epilogue = bias_relu, pool_bias_relu
     else:

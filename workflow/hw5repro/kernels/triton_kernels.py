@@ -1,12 +1,10 @@
-"""The Triton kernels of :mod:`hw5repro.kernels.epilogues` (imported only where Triton is
-installed).
+"""The Triton kernels of :mod:`hw5repro.kernels.epilogues` (imported only where Triton is).
 
-They read a channels_last activation as a (pixels, channels) matrix, in blocks of BP pixels by BC
-channels, compute in fp32 and round once to the output dtype. Sums over pixels are partial sums per
-program (program s of S takes the blocks s, s + S, ...), which the caller adds in a fixed order.
-Only Triton's builtins and this module's own functions are used: Triton's library functions
-(``tl.sum``, ``tl.zeros``) do not run in the interpreter of a process that imported Triton before
-it asked for the interpreter (the CPU tests)."""
+A channels_last activation is read as a (pixels, channels) matrix in blocks of BP x BC, computed
+in fp32 and rounded once to the output dtype. Sums over pixels are partial sums per program
+(program s of S takes blocks s, s + S, ...), added by the caller in a fixed order. Only Triton's
+builtins are used: its library functions (``tl.sum``, ``tl.zeros``) do not run in the interpreter
+of a process that imported Triton before asking for the interpreter (the CPU tests)."""
 
 import triton
 import triton.language as tl
@@ -40,10 +38,9 @@ def pool_bias_relu(
     x_ptr, b_ptr, y_ptr, arg_ptr, P, C, H, W, OH, OW,
     KEEP_ARG: tl.constexpr, BF16: tl.constexpr, BP: tl.constexpr, BC: tl.constexpr,
 ):  # fmt: skip
-    """y = relu(max over the 3x3 window at stride 2 of x, + b) for P output pixels (n, oh, ow)
-    of an H x W input; with ``KEEP_ARG`` (training's backward needs it) also the max's place in
-    its window (0-8, row by row) as int8: the first largest value, or the last NaN, as PyTorch's
-    max-pool picks it (a NaN, once taken, stays the max)."""
+    """y = relu(max of x over the 3x3/2 window + b) for P output pixels (n, oh, ow) of an H x W
+    input; with ``KEEP_ARG`` also the max's place in its window (int8, 0-8 row by row) as
+    PyTorch's max-pool picks it: the first largest value, or the last NaN."""
     p = (tl.program_id(0) * BP + tl.arange(0, BP)).to(tl.int64)
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     mask = (p < P)[:, None] & (c < C)[None, :]
@@ -97,10 +94,9 @@ def pool_grad(
     g_ptr, arg_ptr, gx_ptr, P, C, H, W, OH, OW,
     BF16: tl.constexpr, BP: tl.constexpr, BC: tl.constexpr,
 ):  # fmt: skip
-    """The max-pool's input gradient gx over P input pixels (n, ih, iw): the sum, in fp32 and in
-    the order of the windows (row, then column), of the gradients g of the (at most 2 x 2)
-    windows whose max ``arg`` is this pixel, rounded once: what PyTorch's max-pool backward
-    gathers."""
+    """The max-pool's input gradient gx over P input pixels (n, ih, iw), as PyTorch gathers it:
+    the fp32 sum, in window order, of g over the (at most 2 x 2) windows whose max is this pixel,
+    rounded once."""
     p = (tl.program_id(0) * BP + tl.arange(0, BP)).to(tl.int64)
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     pm, cm = p < P, c < C

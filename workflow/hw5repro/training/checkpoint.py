@@ -1,19 +1,11 @@
 """Checkpoints of a training run: atomic, device-independent, and tied to what they belong to.
 
-A checkpoint holds everything needed to continue a run exactly (weights, optimiser state, RNG
-states, epoch, metrics so far) plus a *fingerprint*: a hash of the run's name, every
-result-affecting setting and the SHA-256 of the data it was trained on. A checkpoint
-whose fingerprint differs from the current job's (the configuration or the data changed since it
-was written) is never resumed: it is set aside beside the original with a warning, and training
-starts from epoch 0. :class:`RunCheckpoint` is what the training loop uses.
-
-Every tensor is moved to the CPU before saving and loaded with ``map_location="cpu"``, so a
-checkpoint written on ``cuda:0`` resumes on the CPU, on ``cuda:0`` or on ``cuda:1`` alike
-(``torch.set_rng_state`` and ``torch.cuda.set_rng_state`` only accept CPU byte tensors).
-
-The training loop waits only for a copy of the state, not for the disk: :class:`RunCheckpoint`
-copies every tensor to the host at the epoch's end and a background thread writes the file
-(one checkpoint at a time) while the next epochs train.
+A checkpoint holds what continues a run exactly (weights, optimiser and RNG states, epoch, metrics)
+and a *fingerprint*: a hash of the run's name, its result settings and the SHA-256 of its data.
+One whose fingerprint differs from the job's is never resumed: it is set aside with a warning and
+training starts from epoch 0. Tensors are saved on the CPU and loaded with ``map_location="cpu"``,
+so a checkpoint resumes on any device (the RNG setters accept only CPU byte tensors).
+:class:`RunCheckpoint`, what the training loop uses, writes in a background thread.
 """
 
 from __future__ import annotations
@@ -31,15 +23,13 @@ import torch
 
 log = logging.getLogger(__name__)
 
-
 #: What ``fsync`` of a folder raises where the filesystem does not support it.
 UNSYNCABLE_FOLDER = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF}
 
 
 def save_atomic(obj, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, flushed to the disk, then renamed over
-    ``path``: after a crash of the job or of the node, ``path`` is the old file or the new one,
-    never a partial one."""
+    """torch.save to a temporary file in the same folder, synced, then renamed over ``path``: after
+    a crash ``path`` is the old file or the new one, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -55,15 +45,14 @@ def save_atomic(obj, path: str | Path) -> None:
         finally:
             os.close(folder)
     except OSError as err:
-        # Some filesystems (FUSE, 9p, some network ones) cannot sync a folder: the file itself is
-        # on the disk and renamed, as durable as they make it; any other error is a real one.
+        # some filesystems (FUSE, 9p, ...) cannot sync a folder: the file is as durable as they get
         if err.errno not in UNSYNCABLE_FOLDER:
             raise
 
 
 def fingerprint(run: str, settings: dict, data_sha256: str | None = None) -> str:
-    """A stable hash of what a checkpoint belongs to: the run, its result-affecting settings
-    (a JSON-able dict) and the SHA-256 of the data it trains on (``RunData.digest``)."""
+    """A stable hash of the run, its result settings (JSON-able) and its data's SHA-256
+    (``RunData.digest``)."""
     identity = {"run": run, "settings": settings, "data": data_sha256}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -73,8 +62,8 @@ class CheckpointError(RuntimeError):
 
 
 def to_cpu(obj, copy: bool = False):
-    """The same nested structure with every tensor on the CPU; ``copy``: every tensor a copy,
-    also those already on the CPU (a snapshot that later in-place updates do not reach)."""
+    """``obj`` with every nested tensor on the CPU; ``copy``: copies even of CPU tensors (a
+    snapshot that later in-place updates do not reach)."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=copy)
     if isinstance(obj, dict):
@@ -86,8 +75,8 @@ def to_cpu(obj, copy: bool = False):
 
 def load(path: str | Path | None, fingerprint: str | None, desc: str = "run") -> dict | None:
     """The checkpoint's state (CPU tensors) if ``path`` exists and belongs to ``fingerprint``;
-    a checkpoint of something else is renamed to ``<name>.stale-<time>``, one that cannot be
-    read (say, cut short by a full disk) to ``<name>.unreadable-<time>``, and ``None`` returned."""
+    else None, with one of something else set aside as ``<name>.stale-<time>`` and an unreadable
+    one as ``<name>.unreadable-<time>``."""
     if path is None or not Path(path).exists():
         return None
     path = Path(path)
@@ -107,8 +96,7 @@ def load(path: str | Path | None, fingerprint: str | None, desc: str = "run") ->
 
 
 def _set_aside(path: Path, kind: str, why: str, desc: str) -> None:
-    """Rename a checkpoint that cannot be resumed to ``<name>.<kind>-<time>`` (nothing is
-    deleted), with a warning in the job's log."""
+    """Rename a checkpoint that cannot be resumed to ``<name>.<kind>-<time>``, with a warning."""
     name = f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}"
     aside, n = path.with_name(name), 0
     while aside.exists():  # never over an earlier one set aside in the same second
@@ -139,15 +127,13 @@ def _set_global_rng(state: dict, device) -> None:
 
 
 class RunCheckpoint:
-    """A run's checkpoint file (model, optimiser, RNG states, epoch, metrics so far,
-    fingerprint); ``path`` None checkpoints nothing.
+    """A run's checkpoint file; ``path`` None checkpoints nothing.
 
-    :meth:`save` snapshots the run's state on the host and writes it in a background thread;
-    use the object as a context manager around the training loop, whose exit (also by an
-    exception, such as a preemption) waits until the last checkpoint is on the disk. A failed
-    write raises :class:`CheckpointError` at the next :meth:`save` or at the exit; the file it
-    would have replaced is kept. ``pause_seconds`` is the loop's time in :meth:`save` (the
-    snapshot, and any wait for the write before), ``write_seconds`` the writer's."""
+    :meth:`save` snapshots the state on the host and writes it in a background thread. Used as a
+    context manager around the training loop, whose exit (also by an exception) waits until the
+    last checkpoint is on the disk. A failed write raises :class:`CheckpointError` at the next
+    :meth:`save` or at the exit, keeping the file before it. ``pause_seconds``: the loop's time in
+    :meth:`save`; ``write_seconds``: the writer's."""
 
     def __init__(self, path, fingerprint, desc):
         self.path, self.fingerprint, self.desc = path, fingerprint, desc

@@ -1,11 +1,6 @@
-"""Say so when a long training job lands on a CPU: its estimated time and the preset to use.
-
-``snakemake --cores 8`` on a machine without a usable GPU (``training.device: auto``) trains the
-paper-scale sweep on the CPU, for days, which nobody should find out by waiting. The estimate
-interpolates the CPU throughput records of ``benchmarks/train_throughput.py`` (at full and 1/8
-width; see benchmarks/README.md) as a power of the width. Evaluation is a forward pass only,
-about a third of a training step's work. It is an estimate for a 2-core CPU: one with more cores
-is faster.
+"""Say so when a long training job lands on a CPU (``training.device: auto`` without a usable
+GPU): its estimated time and the preset to use. The estimate interpolates the 2-core CPU
+throughput records of ``benchmarks/train_throughput.py`` as a power of the width.
 """
 
 from __future__ import annotations
@@ -14,7 +9,7 @@ import logging
 import math
 from collections.abc import Mapping
 
-#: CPU training throughput (images/s, fast loop, 2 threads) of the records: width -> rate.
+#: CPU training throughput (images/s, 2 threads) of the records: width -> rate.
 MEASURED_RATES = {1.0: 49.3, 0.125: 1815.0}
 #: Evaluation (forward only) processes images about this many times faster than training.
 EVAL_SPEEDUP = 3.0
@@ -56,13 +51,10 @@ def _hours(seconds: float) -> str:
 def warn_if_slow_on_cpu(
     settings, device, n_train: int, log: logging.Logger, n_test: int = 0
 ) -> float | None:
-    """Log a warning at the start of a training job that will run long on the CPU.
-
-    ``settings``: a ``training.Settings`` or the config's ``{"model": ..., "training": ...}``;
-    ``device``: the resolved device (``torch.device`` or its name). Silent on a GPU, when
-    ``training.device`` is ``cpu`` (the user chose the CPU) and for jobs estimated under
-    :data:`SLOW_SECONDS`. Returns the estimate in seconds when it warned, else None.
-    """
+    """Warn at the start of a training job that will run long on the CPU; return the estimate in
+    seconds when it warned, else None. ``settings``: a ``training.Settings`` or a config;
+    ``device``: the resolved device or its name. Silent on a GPU, when ``training.device`` is
+    ``cpu`` (the user's choice) and under :data:`SLOW_SECONDS`."""
     device_type = getattr(device, "type", str(device).split(":")[0])
     if device_type != "cpu":
         return None

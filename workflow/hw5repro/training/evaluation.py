@@ -1,6 +1,5 @@
-"""Every epoch's evaluation of a run: in eval mode, on every training and test image, on a copy of
-the weights taken after the epoch trained, with the results left on the device until the epoch's
-one read-back."""
+"""Every epoch's evaluation of a run, in eval mode on every training and test image, with the
+results left on the device until the epoch's one read-back."""
 
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ from .steps import mean_loss
 
 @torch.inference_mode()
 def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy and the per-example correctness of one run, in eval mode, both left
-    on the device (big batches: evaluation is pure forward work, bound by FLOPs)."""
+    """Summed cross-entropy and per-example correctness, in eval mode, left on the device."""
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.empty(x.shape[0], dtype=torch.bool, device=x.device)

@@ -12,10 +12,9 @@ CONV_EPILOGUES = ("torch", "triton")
 
 
 class Features(nn.Sequential):
-    """The convolution stack: ``nn.Sequential`` (the same state dict keys), except that with
-    ``triton_epilogues`` (``conv_epilogue: triton``) a forward pass on CUDA (or in Triton's
-    interpreter) runs each convolution's bias, ReLU and max-pool as Triton kernels, with their
-    backward passes under autograd (:mod:`hw5repro.kernels.epilogues`)."""
+    """The convolution stack: an ``nn.Sequential`` that, with ``triton_epilogues``, runs each
+    convolution's bias, ReLU and max-pool as Triton kernels where they run
+    (:mod:`hw5repro.kernels.epilogues`)."""
 
     def __init__(self, *layers: nn.Module, triton_epilogues: bool = False):
         super().__init__(*layers)
@@ -28,8 +27,8 @@ class Features(nn.Sequential):
 
 
 def conv_epilogue_used(model: nn.Module, device: torch.device) -> str:
-    """How ``model``'s convolution epilogues run on ``device``: ``triton`` where its
-    :class:`Features` runs the Triton kernels there, else ``torch``."""
+    """``triton`` where ``model``'s :class:`Features` runs the Triton kernels on ``device``, else
+    ``torch``."""
     features = next((m for m in model.modules() if isinstance(m, Features)), None)
     triton = features is not None and features.triton_epilogues and kernels_run_on(device)
     return "triton" if triton else "torch"
@@ -39,12 +38,10 @@ class AlexNet(nn.Module):
     """Six conv layers, two 3x3/2 max-pools, dropout and two linear layers.
 
     At ``width=1`` this is exactly the homework's network (the same parameters and state dict
-    keys). Where the homework pools after a ReLU, the ReLU comes after the pool: max and ReLU
-    commute exactly (forward and backward), and the ReLU then passes over a fourth of the
-    activations. ``width`` scales every channel and hidden-unit count for fast CPU runs;
-    ``init="kaiming"`` replaces PyTorch's default initialisation by He's;
-    ``conv_epilogue="triton"`` runs every convolution's bias, ReLU and max-pool as Triton kernels
-    on CUDA (:class:`Features`).
+    keys), except that the ReLU comes after each pool: max and ReLU commute exactly (forward and
+    backward), and the ReLU then passes over a fourth of the activations. ``width`` scales every
+    channel and hidden-unit count; ``init="kaiming"`` uses He's initialisation;
+    ``conv_epilogue="triton"``: see :class:`Features`.
     """
 
     def __init__(
@@ -95,10 +92,8 @@ class AlexNet(nn.Module):
             raise ValueError(f"unknown init {init!r}; expected 'default' or 'kaiming'")
 
     def _kaiming_init(self) -> None:
-        """He-normal weights and zero biases. PyTorch's default (uniform, variance 1/(3 fan_in))
-        shrinks the signal about sixfold in variance per ReLU layer, which leaves this deep net on a
-        long loss plateau at chance; He initialisation keeps the variance and starts learning at
-        once (used by the CPU presets; the paper-scale run keeps the homework's default)."""
+        """He-normal weights and zero biases. PyTorch's default (variance 1/(3 fan_in)) shrinks the
+        signal's variance per ReLU layer, leaving this deep net on a long plateau at chance."""
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")

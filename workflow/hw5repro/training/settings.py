@@ -1,10 +1,7 @@
 """What one training run computes with: the ``model`` and ``training`` sections of a validated
-configuration, with every ``auto`` resolved once for the device, in one frozen object.
-
-The schema (config/schema.yaml) is the one source of defaults; :meth:`Settings.from_config` takes
-a configuration that Snakemake validated and filled, and everything after it reads only resolved
-values. A checkpoint's fingerprint names the resolved result settings, so a run preempted where
-``auto`` meant bf16 on CUDA does not go on in fp32 on a node without bf16 or on a CPU.
+configuration (defaults from config/schema.yaml), every ``auto`` resolved once for the device.
+A checkpoint's fingerprint names the resolved result settings, so a run where ``auto`` meant bf16
+does not resume in fp32 on another device.
 """
 
 from __future__ import annotations
@@ -42,8 +39,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
-        """The settings of ``config`` (its ``model`` and ``training`` sections, every key
-        present), resolved for the device that ``training.device`` names."""
+        """The settings of a filled ``config``, resolved for the device of ``training.device``."""
         model, training = config["model"], config["training"]
         device = resolve_device(training["device"])
         return cls(
@@ -109,8 +105,8 @@ def resolve_cuda_graphs(spec, device: torch.device) -> bool:
 
 
 def resolve_conv_epilogue(spec: str, device: torch.device) -> str:
-    """``auto`` -> ``triton`` on CUDA where Triton is installed, else ``torch`` (on a CPU both
-    compute the same). ``triton`` chosen on CUDA needs Triton; on a CPU it runs PyTorch's passes."""
+    """``auto`` -> ``triton`` on CUDA where Triton is installed, else ``torch``; ``triton`` on CUDA
+    needs Triton (on a CPU it runs PyTorch's passes)."""
     from ..kernels.epilogues import triton_available
 
     on_cuda = device.type == "cuda"

@@ -1,13 +1,10 @@
-"""The training runs' optimiser: ``torch.optim.SGD``'s update and state, without its start-up cost.
+"""The training runs' optimiser: ``torch.optim.SGD``'s update and state, without its start-up cost
+(``torch.optim.Optimizer`` imports the ``torch._dynamo`` compiler stack on first use).
 
-``torch.optim.Optimizer`` imports ``torch._dynamo`` the first time it is used (its methods are
-wrapped by ``torch._disable_dynamo``, which imports the compiler stack lazily): about 2 s on a
-2-core CPU, in every training job, before its first step, for a compiler the job never uses.
-:class:`SGD` keeps what the training loop needs of ``torch.optim.SGD`` and nothing else: the
-update is torch's own functional form (``torch.optim.sgd.sgd``, which ``torch.optim.SGD.step``
-calls with the same arguments: the same kernels, single-tensor on the CPU and ``foreach`` on CUDA,
-so the same values bit for bit), and ``state``, ``param_groups`` and the state dict have
-``torch.optim.SGD``'s layout, so a checkpoint of either loads into the other.
+The update is torch's own functional form (``torch.optim.sgd.sgd``, called with the arguments
+``torch.optim.SGD.step`` passes: the same kernels, so the same values bit for bit), and ``state``,
+``param_groups`` and the state dict have ``torch.optim.SGD``'s layout, so a checkpoint of either
+loads into the other.
 """
 
 from __future__ import annotations
@@ -55,7 +52,7 @@ class SGD:
         self.state: defaultdict[torch.Tensor, dict] = defaultdict(dict)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Drop every gradient (``set_to_none``, torch's default and the only form kept here)."""
+        """Drop every gradient (``set_to_none``, the only form kept)."""
         if not set_to_none:
             raise ValueError("SGD.zero_grad only sets gradients to None")
         for p in self.params:
@@ -97,9 +94,8 @@ class SGD:
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Load a state dict of :meth:`state_dict` or of ``torch.optim.SGD`` over the same
-        parameters; each buffer goes to its parameter's device and dtype (a checkpoint's tensors
-        are on the CPU), as ``torch.optim.SGD.load_state_dict`` does."""
+        """Load a state dict of :meth:`state_dict` or ``torch.optim.SGD`` over the same parameters,
+        each buffer on its parameter's device and dtype (as ``torch.optim.SGD`` loads it)."""
         (group,) = state_dict["param_groups"]
         if len(group["params"]) != len(self.params):
             raise ValueError(

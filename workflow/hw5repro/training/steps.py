@@ -1,16 +1,11 @@
-"""Training steps: interchangeable parts behind one small interface.
+"""Training steps. A step is a callable ``step(idx) -> loss``: it trains on the minibatch ``idx``
+(forward, backward, SGD update) and returns its mean loss as a device scalar valid until the next
+call; ``run_epoch`` drives any step over the epoch's permutation.
 
-A step is a callable ``step(idx) -> loss``: it trains on the minibatch ``idx`` (forward,
-backward, SGD update) and returns the minibatch's mean loss as a device tensor (a scalar) that
-stays valid until the next call. ``run_epoch`` drives any step over the epoch's permutation.
-
-- :class:`EagerStep` runs the step op by op (CPU and GPU).
-- :class:`GraphedStep` captures an eager step once per minibatch size in a CUDA graph and replays
-  it: one launch per step instead of a few hundred, which is what bounds a batch-64 step of this
-  model on a GPU. The epoch's indices are copied into a static index buffer before each replay;
-  dropout draws fresh masks at every replay (CUDA's generator is graph-safe); and the model,
-  optimiser and RNG states are exactly those of the eager step before capture (warm-up steps are
-  undone), so both compute the same trajectory.
+:class:`EagerStep` runs op by op; :class:`GraphedStep` replays it captured in a CUDA graph (one
+launch per step). The indices are copied into a static buffer before each replay, dropout draws
+fresh masks at every replay (CUDA's generator is graph-safe), and the warm-up steps before capture
+are undone, so both steps compute the same trajectory.
 """
 
 from __future__ import annotations
@@ -83,9 +78,8 @@ def batch_sizes(n: int, batch_size: int) -> set[int]:
 
 
 def permutation(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """The epoch's order of the examples on ``device``. The workflow's generators live on the
-    CPU, so a run's batch order is the same on every device and its state resumes anywhere; the
-    order reaches a GPU by one asynchronous copy from pinned memory (no host sync)."""
+    """The epoch's order of the examples on ``device``, drawn by ``generator`` (on the CPU in the
+    workflow: the same order on every device); a GPU gets it by an asynchronous pinned copy."""
     perm = torch.randperm(n, device=generator.device, generator=generator)
     if perm.device == device:
         return perm
@@ -95,9 +89,8 @@ def permutation(n: int, generator: torch.Generator, device: torch.device) -> tor
 
 
 def run_epoch(step, n: int, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """One epoch of minibatch SGD over the generator's permutation; returns the per-step losses
-    ``(steps,)`` on the device (no host sync). The last, smaller batch is kept, as a DataLoader
-    does."""
+    """One epoch of minibatch SGD over the generator's permutation (the last batch may be smaller,
+    as a DataLoader's); returns the per-step losses ``(steps,)`` on the device (no host sync)."""
     perm = permutation(n, generator, step.device)
     steps = math.ceil(n / batch_size)
     losses = torch.empty(steps, device=perm.device)
@@ -114,8 +107,7 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, autocast) -> torc
 
 
 def mean_loss(losses: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
-    """The epoch's mean loss per example from per-step mean losses ``(steps,)``; the last batch
-    is smaller."""
+    """The epoch's mean loss per example from per-step mean losses (the last batch smaller)."""
     weights = torch.full(losses.shape[:1], float(batch_size), device=losses.device)
     weights[-1] = n - batch_size * (losses.shape[0] - 1)
     return torch.tensordot(weights, losses, dims=1) / n
@@ -143,8 +135,7 @@ def _restore(saved: dict, model, optimizer, device) -> None:
             before = saved["optimizer"].get(id(p), {})
             for key, value in optimizer.state.get(p, {}).items():
                 if torch.is_tensor(value):
-                    # A momentum buffer that did not exist yet acts as zero: with dampening 0,
-                    # SGD's first step sets buf = grad, which is 0 * momentum + grad.
+                    # a new momentum buffer acts as zero: SGD's first step sets buf = grad
                     value.copy_(before[key]) if key in before else value.zero_()
     torch.set_rng_state(saved["cpu_rng"])
     torch.cuda.set_rng_state(saved["cuda_rng"], device)
