@@ -1,13 +1,10 @@
-"""Corrupted training sets of Zhang et al. (2017), made by each training job from the subset
-(deterministic, a fraction of a second; ``RunData.of_run``, whose digest the checkpoints name).
+"""Corrupted training sets of Zhang et al. (2017), made deterministically from the subset.
 
-Label noise at ratio r: exactly round(r * N) training examples, chosen with a fixed seed, get a
-label drawn uniformly from the 10 classes (Zhang et al.), so about 0.9 * r of the labels actually
-change; the run's ``mislabelled`` mask marks those, the examples whose label is no longer their
-class (a draw that hit the true class leaves a clean example). For
-one seed the chosen examples and their random labels come from one stream that does not depend on
-r, so the corrupted set at a smaller ratio is contained in the one at a larger ratio. Input
-corruptions keep the true labels. Test labels are never changed.
+Label noise at ratio r: round(r * N) examples, chosen with a fixed seed, get a label drawn
+uniformly from the 10 classes; ``mislabelled`` marks those whose label is no longer their class.
+For one seed the choices and draws come from one stream independent of r, so the corrupted set at
+a smaller ratio is contained in the one at a larger ratio. Input corruptions keep the true labels;
+test labels never change.
 """
 
 from __future__ import annotations
@@ -27,9 +24,8 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 def noisy_labels(
     labels: torch.Tensor, ratio: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Labels with round(ratio * N) entries replaced by uniform draws, and the mask of the
-    mislabelled entries: those whose new label differs from the true one (a replaced entry may
-    by chance draw its true label, and is then clean)."""
+    """Labels with round(ratio * N) entries replaced by uniform draws, and the mask of those whose
+    new label differs from the true one."""
     n = labels.shape[0]
     generator = torch.Generator().manual_seed(stream_seed(seed, LABEL_NOISE))
     order = torch.randperm(n, generator=generator)
@@ -63,8 +59,8 @@ def corrupt_inputs(kind: str, train_x: torch.Tensor, test_x: torch.Tensor, seed:
 
 
 def make_corrupted(subset: dict, run: Run) -> dict:
-    """The artifact for one run: labels, which of them are wrong (mislabelled), and (for input
-    corruptions) the corrupted inputs. ``None`` means "use the clean subset's tensor"."""
+    """One run's labels, their ``mislabelled`` mask and (for input corruptions) the corrupted
+    inputs; ``None``: the clean subset's tensor."""
     y_true = subset["train_y"]
     if run.corruption == LABEL_NOISE:
         labels, mask = noisy_labels(y_true, run.ratio, run.seed)

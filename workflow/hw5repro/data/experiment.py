@@ -12,15 +12,13 @@ INPUT_CORRUPTIONS = ("shuffled_pixels", "random_pixels", "gaussian")
 CORRUPTIONS = (LABEL_NOISE, *INPUT_CORRUPTIONS)
 #: The canonical text of a ratio in [0, 1] (what :func:`format_ratio` writes, nothing else).
 RATIO_PATTERN = r"(?:0|1|0\.[0-9]*[1-9])"
-#: Regular expression of a run name such as ``labels_r0.2_s0`` (the Snakemake wildcard ``run_id``):
-#: exactly the names :attr:`Run.name` writes.
+#: Regular expression of exactly the run names :attr:`Run.name` writes (wildcard ``run_id``).
 RUN_NAME_PATTERN = rf"(?:{'|'.join(CORRUPTIONS)})_r{RATIO_PATTERN}_s(?:0|[1-9][0-9]*)"
 
 
 def format_ratio(ratio: float) -> str:
-    """Canonical text of a label-noise ratio as used in file names, exact and without exponent:
-    0 -> '0', 0.2 -> '0.2', 1e-05 -> '0.00001', 0.1234567 -> '0.1234567', 1 -> '1'.
-    ``float(format_ratio(r)) == r`` for every float (the shortest text that reads back as r)."""
+    """Canonical text of a ratio in file names, without exponent: 0 -> '0', 1e-05 -> '0.00001';
+    the shortest text with ``float(format_ratio(r)) == r``."""
     text = format(Decimal(repr(float(ratio))), "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 

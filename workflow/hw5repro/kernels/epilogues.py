@@ -37,8 +37,7 @@ def triton_available() -> bool:
 
 @functools.cache
 def _kernels():
-    """Triton and :mod:`.triton_kernels`, imported on first use (Triton reads
-    ``TRITON_INTERPRET`` when it defines the kernels)."""
+    """Triton and :mod:`.triton_kernels`, imported on first use (after ``TRITON_INTERPRET``)."""
     import triton
 
     from . import triton_kernels
@@ -47,8 +46,7 @@ def _kernels():
 
 
 def kernels_run_on(x: torch.Tensor | torch.device) -> bool:
-    """Whether the kernels run on ``x``'s device (or ``x``, a device): CUDA, or any in Triton's
-    interpreter."""
+    """Whether the kernels run on ``x`` (tensor or device): CUDA, or any in Triton's interpreter."""
     device = x if isinstance(x, torch.device) else x.device
     return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -93,8 +91,7 @@ def eval_pool_bias_relu(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
 
 
 def pool_bias_relu_argmax(out: torch.Tensor, bias: torch.Tensor):
-    """:func:`eval_pool_bias_relu`, and each max's place in its 3x3 window (int8, 0-8, as PyTorch's
-    max-pool picks it: the first largest value), which its gradient needs."""
+    """:func:`eval_pool_bias_relu` and each max's place in its window (int8, 0-8), for backward."""
     return _pool(out, bias, keep_arg=True)
 
 
@@ -142,8 +139,7 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def relu_grad(grad: torch.Tensor, y: torch.Tensor):
-    """The gradient through a ReLU whose output is ``y`` (0 where y <= 0), and its sum over the
-    pixels per channel in fp32 (the gradient of a bias added before the ReLU)."""
+    """The gradient through a ReLU of output ``y``, and its fp32 sum per channel (the bias's)."""
     triton, kernels = _kernels()
     n, c, h, w = y.shape
     grad = _channels_last(grad.to(y.dtype))
@@ -156,8 +152,7 @@ def relu_grad(grad: torch.Tensor, y: torch.Tensor):
 
 
 def pool_grad(grad: torch.Tensor, arg: torch.Tensor, size: torch.Size) -> torch.Tensor:
-    """The 3x3/2 max-pool's input gradient (``size``, channels_last) from its output's gradient
-    and :func:`pool_bias_relu_argmax`'s places of the maxima."""
+    """The 3x3/2 max-pool's input gradient (``size``, channels_last) from the places ``arg``."""
     triton, kernels = _kernels()
     n, c, h, w = size
     gx = torch.empty(size, dtype=grad.dtype, device=grad.device, memory_format=torch.channels_last)
@@ -200,8 +195,7 @@ class _PoolBiasReLU(torch.autograd.Function):
 
 
 def bias_relu(out: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``relu(out + bias)`` of a channels_last ``out`` with autograd (the bias in ``out``'s
-    dtype, as autocast gives it to a convolution)."""
+    """``relu(out + bias)`` of a channels_last ``out`` with autograd (bias in ``out``'s dtype)."""
     return _BiasReLU.apply(out, bias.to(out.dtype))
 
 

@@ -72,8 +72,8 @@ def add(a, b):
 def relu_grad(
     g_ptr, y_ptr, gx_ptr, part_ptr, P, C, BP: tl.constexpr, BC: tl.constexpr,
 ):  # fmt: skip
-    """gx = g where the ReLU's output y > 0, else 0 (PyTorch's threshold_backward: 0 where
-    y <= 0), and its partial sums over the pixels (the bias gradient) in fp32."""
+    """gx = g where the ReLU's output y > 0, else 0 (as threshold_backward), and its fp32 partial
+    sums over the pixels (the bias gradient)."""
     s, S = tl.program_id(0), tl.num_programs(0)
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     acc = tl.full((BC,), 0.0, tl.float32)

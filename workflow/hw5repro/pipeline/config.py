@@ -1,12 +1,9 @@
 """The configuration's keys split once: settings that change a result, and operational ones.
 
-A rule's ``params`` carry only result settings, so changing an operational key (how often to
-checkpoint, the evaluation batch size, where the data lies, what the scheduler is asked for)
-reruns nothing. The training job still receives every setting: the script merges the operational
-keys back from the workflow's config (:func:`job_config`).
-
-Run ``python -m hw5repro.pipeline.config --write`` to regenerate the key table of
-config/README.md from config/schema.yaml (a test checks that the two agree).
+A rule's ``params`` carry only result settings, so changing an operational key reruns nothing; the
+training job gets the operational keys back from the workflow's config (:func:`job_config`).
+``python -m hw5repro.pipeline.config --write`` regenerates config/README.md's key table from
+config/schema.yaml.
 """
 
 from __future__ import annotations
@@ -60,8 +57,7 @@ def _without_operational(value, prefix: str = ""):
 
 
 def result_config(config: Mapping) -> dict:
-    """The configuration without its operational keys: what provenance records and the report
-    renders, and what changes their output."""
+    """The configuration without its operational keys (what provenance records)."""
     return _without_operational(_plain(config))
 
 
@@ -94,8 +90,6 @@ def merge(base: Mapping, overlay: Mapping) -> dict:
     update_config(merged, _plain(overlay))
     return merged
 
-
-# --- values that Snakemake's --config leaves as text ----------------------------------------
 
 #: JSON-schema type names of the values YAML reads from text.
 _YAML_TYPES = {bool: "boolean", int: "integer", float: "number", type(None): "null", list: "array"}
@@ -130,10 +124,9 @@ def _wanted_as_typed(error) -> bool:
 
 
 def values_left_as_text(config: Mapping, schema: Mapping) -> list[str]:
-    """The keys (``section.key[index]``) whose value is a string where the schema asks for a
-    number, boolean, null or list, and which would be that value read as YAML: what Snakemake
-    makes of a value nested in ``--config 'section={...}'``, which it reads without types
-    (``'20'``, not 20)."""
+    """The keys (``section.key[index]``) whose value is a string where the schema wants a number,
+    boolean, null or list that the string reads as in YAML (Snakemake reads a value nested in
+    ``--config 'section={...}'`` as text: ``'20'``, not 20)."""
     import jsonschema
 
     validator = jsonschema.validators.validator_for(schema)(schema)
@@ -154,9 +147,6 @@ def text_values_hint(keys: list[str]) -> str:
         "passed with --configfile after the preset (an overlay: only the keys you change), or "
         "give a top-level key as --config key=value."
     )
-
-
-# --- the schema as documentation ---------------------------------------------------------------
 
 
 def load_schema(path: str | Path = SCHEMA) -> dict:
@@ -196,8 +186,7 @@ def _show(value) -> str:
 
 
 def key_table(schema: Mapping) -> str:
-    """The Markdown table of config/README.md: every key, its default, whether it changes a
-    result, and its meaning."""
+    """config/README.md's Markdown table: every key, its default, kind and meaning."""
     lines = ["| key | default | changes | meaning |", "| --- | --- | --- | --- |"]
     for key, sub in schema_keys(schema):
         kind = "operational" if is_operational(key) else "result"

@@ -96,7 +96,7 @@ def torch_sgd(theta0, X, y, batches, alpha=ALPHA, beta=BETA) -> torch.Tensor:
 
 @contextmanager
 def single_thread() -> Iterator[None]:
-    """Tiny tensors: intra-op threads only add overhead (10x on a busy 2-core machine)."""
+    """One intra-op thread: on tiny tensors more threads only add overhead."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -146,7 +146,6 @@ def results(steps: pd.DataFrame) -> dict:
         "objective_initial": float(steps.objective_form_I.iloc[0]),
         "objective_final": float(steps.objective_form_I.iloc[-1]),
         "exact_zero_steps_I_II": int((steps.gap_I_II == 0).sum()),
-        # how the gap between the forms evolves: the first steps, the first and second half
         "max_gap_I_II_first_10_steps": float(steps.gap_I_II.iloc[:11].max()),
         "max_gap_I_II_first_half": float(steps.gap_I_II.iloc[: len(steps) // 2].max()),
         "max_gap_I_II_second_half": float(steps.gap_I_II.iloc[len(steps) // 2 :].max()),

@@ -117,8 +117,9 @@ def layer_table(x: torch.Tensor, nets: dict[str, Network]) -> pd.DataFrame:
     rows = []
     for name, net in nets.items():
         product = chain_rule_bias_gradients(net, x)
-        _, ys = forward(net, x)
+        pre, ys = forward(net, x)
         dA, db = autograd_gradients(net, x)
+        slope = ACTIVATIONS[net.activation][1]
         for i in range(len(net.A)):
             outer = torch.outer(product[i], ys[i])
             scale_b = max(float(db[i].norm()), 1e-300)
@@ -134,11 +135,7 @@ def layer_table(x: torch.Tensor, nets: dict[str, Network]) -> pd.DataFrame:
                         float((product[i] - db[i]).norm()) / scale_b,
                         float((outer - dA[i]).norm()) / scale_A,
                     ),
-                    "min_sigma_prime": float(
-                        ACTIVATIONS[net.activation][1](forward(net, x)[0][i]).min()
-                    )
-                    if i < len(net.A) - 1
-                    else 1.0,
+                    "min_sigma_prime": float(slope(pre[i]).min()) if i < len(net.A) - 1 else 1.0,
                 }
             )
     return pd.DataFrame(rows)
@@ -167,8 +164,8 @@ def results(table: pd.DataFrame) -> dict:
         out[f"grad_b1_ratio_to_sigmoid_{key}"] = float(
             first.loc[name, "grad_b_norm"] / base.grad_b_norm
         )
-    # Layers from the small A_j up keep their gradients up to the change of sigma' that the
-    # smaller pre-activations bring (the range of their ratios to the sigmoid baseline).
+    # layers from the small A_j up keep their gradients up to the change of sigma' that smaller
+    # pre-activations bring: the range of their ratios to the sigmoid baseline
     by_layer = table.pivot(index="layer", columns="scenario", values="grad_b_norm")
     small = next(name for name, key in keys.items() if key == "small_A")
     above = (by_layer[small] / by_layer["sigmoid"])[by_layer.index >= PERTURBED_LAYER]
@@ -177,12 +174,10 @@ def results(table: pd.DataFrame) -> dict:
     out["min_sigma_prime_saturated_layer"] = float(
         sat[sat.layer == PERTURBED_LAYER].min_sigma_prime.iloc[0]
     )
-    sigmoid = table[table.scenario == "sigmoid"].set_index("layer").grad_b_norm
-    out["sigmoid_mean_decay_per_layer"] = float(
-        (sigmoid[1] / sigmoid[DEPTH - 1]) ** (1 / (DEPTH - 2))
-    )
-    relu = table[table.scenario == "relu"].set_index("layer").grad_b_norm
-    out["relu_mean_decay_per_layer"] = float((relu[1] / relu[DEPTH - 1]) ** (1 / (DEPTH - 2)))
+    for scenario in ("sigmoid", "relu"):
+        norms = table[table.scenario == scenario].set_index("layer").grad_b_norm
+        decay = (norms[1] / norms[DEPTH - 1]) ** (1 / (DEPTH - 2))
+        out[f"{scenario}_mean_decay_per_layer"] = float(decay)
     return out
 
 

@@ -22,7 +22,7 @@ SUMMARY_METRICS = [
     "train_seconds",
     "epochs_to_fit",
 ]
-#: Display names of the corruption kinds (true and random labels are the two ends of the sweep).
+#: Display names of the corruption kinds.
 KIND_LABELS = {
     "true_labels": "true labels",
     "partial_labels": "partially corrupted labels",
@@ -75,10 +75,7 @@ def final_metrics(epochs: pd.DataFrame, threshold: float) -> pd.DataFrame:
                 **{k: last[k] for k in RUN_KEYS},
                 "kind": kind_of(last["corruption"], last["ratio"]),
                 "epochs": int(last["epoch"]),
-                "train_loss": last["train_loss"],
-                "train_acc": last["train_acc"],
-                "test_loss": last["test_loss"],
-                "test_acc": last["test_acc"],
+                **{k: last[k] for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
                 "test_error": 1.0 - last["test_acc"],
                 "train_seconds": frame["epoch_seconds"].sum(),
                 "epochs_to_fit": float("nan") if fit is None else fit,
@@ -143,9 +140,7 @@ def facts(final: pd.DataFrame, summary: pd.DataFrame, config: dict, infos: Seque
         "true_labels": by_kind.get("true_labels"),
         "by_ratio": by_ratio,
         "by_corruption": by_corruption,
-        "device": sorted({i["device"] for i in infos}),
-        "device_name": sorted({i["device_name"] for i in infos}),
-        "precision": sorted({i["precision"] for i in infos}),
+        **{key: sorted({i[key] for i in infos}) for key in ("device", "device_name", "precision")},
         # how the training step ran: "CUDA graph" (training.cuda_graphs) or "eager"
         "step": sorted({"CUDA graph" if i.get("cuda_graphs") else "eager" for i in infos}),
         "summary": [{k: _clean(v) for k, v in row.items()} for row in summary.to_dict("records")],

@@ -1,6 +1,5 @@
-"""The memorisation experiment's figures by name: what rule memorisation_figures writes (a PNG and
-a PDF each) and :mod:`hw5repro.figures` draws. A module of its own so that the Snakefile reads
-the names without importing matplotlib and seaborn (about a third of a second at every start).
+"""The memorisation experiment's figures by name (PNG and PDF each), in a module of its own so
+that the Snakefile reads them without importing matplotlib and seaborn.
 """
 
 FIGURES = (

@@ -23,6 +23,8 @@ NUM_CLASSES = 10
 #: Zhang et al.'s kinds of data in their Figure 1 (a), in its legend order (no partial labels).
 ZHANG_KINDS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
 KIND_COLOURS = dict(zip(ZHANG_KINDS, sns.color_palette("deep", len(ZHANG_KINDS)), strict=True))
+#: seaborn's arguments for points against the label-noise ratio: mean +- sd over the seeds.
+RATIO_POINTS = {"x": "ratio", "marker": "o", "errorbar": "sd", "err_style": "bars"}
 
 
 def _style() -> None:
@@ -103,16 +105,8 @@ def _against_ratio(
 ) -> None:
     labels = final[final.corruption == LABEL_NOISE]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    sns.lineplot(
-        data=labels,
-        x="ratio",
-        y=column,
-        marker="o",
-        errorbar="sd",
-        ax=ax,
-        err_style="bars",
-        label="mean over seeds" if labels.seed.nunique() > 1 else None,
-    )
+    label = "mean over seeds" if labels.seed.nunique() > 1 else None
+    sns.lineplot(data=labels, y=column, ax=ax, label=label, **RATIO_POINTS)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", label=f"chance ({chance:.0%})")
     ax.set(xlabel="fraction of random labels", ylabel=ylabel, title=title)
@@ -133,16 +127,8 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
         fitted=final.epochs_to_fit.notna(), shown=final.epochs_to_fit.fillna(never)
     )
     labels = plotted[plotted.corruption == LABEL_NOISE]
-    sns.lineplot(
-        data=labels[labels.fitted],
-        x="ratio",
-        y="shown",
-        marker="o",
-        errorbar="sd",
-        err_style="bars",
-        ax=left,
-        label="reached threshold",
-    )
+    fitted = labels[labels.fitted]
+    sns.lineplot(data=fitted, y="shown", ax=left, label="reached threshold", **RATIO_POINTS)
     unfit = labels[~labels.fitted]
     if len(unfit):
         _never_fitted(left, unfit.ratio, unfit.shown, f"not reached in {never - 1} epochs")
@@ -206,16 +192,7 @@ def _generalisation_gap(final: pd.DataFrame, stem: Path) -> None:
     )
     long["set"] = long["set"].map({"train_error": "training error", "test_error": "test error"})
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    sns.lineplot(
-        data=long,
-        x="ratio",
-        y="error",
-        hue="set",
-        marker="o",
-        errorbar="sd",
-        err_style="bars",
-        ax=ax,
-    )
+    sns.lineplot(data=long, y="error", hue="set", ax=ax, **RATIO_POINTS)
     ax.axhline(1 - 1 / NUM_CLASSES, color="grey", linestyle="--", label="chance (90%)")
     ax.set(
         xlabel="fraction of random labels",

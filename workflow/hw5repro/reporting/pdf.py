@@ -12,7 +12,6 @@ from .sections import ReportError
 
 log = logging.getLogger(__name__)
 
-
 _UNDEFINED = re.compile(
     r"(LaTeX Warning: (Reference|Citation) .* undefined"
     r"|There were undefined references"
@@ -25,15 +24,13 @@ def latex_problems(log_text: str) -> list[str]:
     return [line for line in log_text.splitlines() if _UNDEFINED.search(line)]
 
 
-#: Folder (beside report.pdf) where latexmk works; its auxiliary files (.aux, .log, .fls, ...)
-#: stay there, so that the report folder holds only the report.
+#: Folder beside report.pdf that keeps latexmk's auxiliary files out of the report folder.
 LATEX_BUILD = "latex-build"
 
 
 def compile_pdf(tex_path: str | Path, pdf_path: str | Path) -> Path:
-    """latexmk -pdf on ``tex_path`` (run in its folder, so figures resolve) with every output in
-    ``latex-build/`` beside ``pdf_path``; then the PDF alone is moved to ``pdf_path``. Fails on
-    errors and undefined references."""
+    """latexmk -pdf on ``tex_path`` in its folder, outputs in :data:`LATEX_BUILD` beside
+    ``pdf_path``, the PDF copied to ``pdf_path``; fails on errors and undefined references."""
     tex_path, pdf_path = Path(tex_path).resolve(), Path(pdf_path).resolve()
     latexmk = shutil.which("latexmk")
     if latexmk is None:

@@ -60,19 +60,14 @@ def _git(repo: Path, *args: str) -> str | None:
 
 
 def git_state(repo: str | Path) -> dict:
-    """Commit of ``repo`` and whether its tree differs from it (modified or untracked files);
-    {"commit": None, "dirty": None, "note": ...} when it is not a git checkout or git is missing."""
+    """Commit of ``repo`` and whether its tree differs from it (modified or untracked files), or a
+    note why there is none."""
     repo = Path(repo)
     commit = _git(repo, "rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None, "note": "not a git repository (or git missing)"}
-    # untracked (not ignored) files count: a new, uncommitted rule file changes results too
-    status = _git(repo, "status", "--porcelain")
-    return {
-        "commit": commit,
-        "dirty": None if status is None else bool(status),
-        "note": None,
-    }
+    status = _git(repo, "status", "--porcelain")  # untracked files count: they change results too
+    return {"commit": commit, "dirty": None if status is None else bool(status), "note": None}
 
 
 def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
@@ -96,9 +91,8 @@ def run_infos(paths: Sequence[str | Path]) -> list[dict]:
 
 
 def benchmarks(paths: Sequence[str | Path], root: str | Path) -> list[dict]:
-    """Wall time (column ``s`` of Snakemake's benchmark TSVs) of the jobs whose benchmark files
-    are ``paths``; a job's rule is the first path component below ``root`` (without .tsv for
-    top-level files). Only the files given count: stale ones beside them are not read."""
+    """Wall time (column ``s``) of the jobs whose Snakemake benchmark files are ``paths``; a job's
+    rule is its first path component below ``root`` (the stem of a top-level file)."""
     root = Path(root)
     jobs = []
     for path in sorted(Path(p) for p in paths):
@@ -136,8 +130,7 @@ def software_line(run: dict) -> str:
 
 
 def devices(runs: Sequence[dict]) -> list[dict]:
-    """Distinct (device, device name, precision, training step, software) with the number of
-    runs on each."""
+    """Distinct (device, device name, precision, training step, software) and their run counts."""
     seen: dict[tuple, int] = {}
     for run in runs:
         step = "CUDA graph" if run.get("cuda_graphs") else "eager"
@@ -165,7 +158,7 @@ def collect(
     now: dt.datetime | None = None,
 ) -> dict:
     """Everything the report's provenance section states; ``git`` from :func:`git_state`,
-    ``config`` the settings that change results (hw5repro.settings.result_config)."""
+    ``config`` the result settings (:func:`hw5repro.pipeline.config.result_config`)."""
     runs = run_infos(run_json)
     jobs = benchmarks(benchmark_files, benchmark_root)
     now = now or dt.datetime.now(dt.timezone.utc)

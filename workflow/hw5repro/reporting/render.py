@@ -67,8 +67,8 @@ def listing(value) -> str:
 
 
 def cell(value, decimals: int | None = None, numeric_column: bool = True) -> tuple[str, bool]:
-    """A table cell as (text, is_numeric); ``decimals`` fixes the digits of a float column. A
-    missing value is "–", aligned as its column (``numeric_column``)."""
+    """A table cell as (text, is_numeric); ``decimals``: a float column's digits; a missing value
+    is "–", aligned as its column."""
     if _missing(value):
         return "–", numeric_column
     if isinstance(value, bool):

@@ -1,8 +1,6 @@
-"""The report's content model: report/sections.yaml, read and checked once.
-
-Each section names its prose template, the JSON data it renders, and its tables and figures,
-each with a caption file under report/captions (reStructuredText, the one source of a caption,
-which the rules' report() flags name too).
+"""The report's content model: report/sections.yaml, read and checked once. Each section names its
+prose template, the JSON data it renders, and its tables and figures, each with a caption file
+under report/captions (reStructuredText; the rules' report() flags name it too).
 """
 
 from __future__ import annotations
@@ -84,8 +82,7 @@ def rst_to_markup(text: str) -> str:
 
 
 def _with_caption(item: dict, report_dir: Path, where: str) -> dict:
-    """A table or figure spec whose ``caption`` names a file of report/captions (the one source
-    of the caption, which the rules' report() flags name too), with the caption's text read."""
+    """A table or figure spec with the text of the caption file that its ``caption`` names."""
     name = str(item["caption"])
     path = report_dir / name
     if not (name.startswith(f"{CAPTIONS}/") and name.endswith(".rst")):

@@ -28,8 +28,7 @@ UNSYNCABLE_FOLDER = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF}
 
 
 def save_atomic(obj, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, synced, then renamed over ``path``: after
-    a crash ``path`` is the old file or the new one, never a partial one."""
+    """torch.save to a synced temporary file renamed over ``path``: never a partial ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -51,8 +50,7 @@ def save_atomic(obj, path: str | Path) -> None:
 
 
 def fingerprint(run: str, settings: dict, data_sha256: str | None = None) -> str:
-    """A stable hash of the run, its result settings (JSON-able) and its data's SHA-256
-    (``RunData.digest``)."""
+    """A stable hash of the run, its result settings and its data's SHA-256 (``RunData.digest``)."""
     identity = {"run": run, "settings": settings, "data": data_sha256}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
@@ -142,8 +140,7 @@ class RunCheckpoint:
         self._pending: Future | None = None
 
     def resume(self, model, optimizer, generator, device) -> tuple[int, list[dict]]:
-        """Load the checkpoint into the run's model, optimiser and batch-order ``generator``, and
-        the global RNG; (epoch, metrics) to continue from."""
+        """Load the checkpoint into the run's objects and RNGs; (epoch, metrics) to go on from."""
         state = load(self.path, self.fingerprint, self.desc)
         if state is None:
             return 0, []
@@ -156,8 +153,8 @@ class RunCheckpoint:
         return epoch, list(state["metrics"])
 
     def save(self, model, optimizer, generator, device, epoch: int, metrics: list[dict]) -> None:
-        """Checkpoint the run at ``epoch``: the state is copied to the host now, the file is
-        written in the background (after the previous checkpoint's, whose error this raises)."""
+        """Copy the state to the host now; write it after the previous checkpoint (whose error
+        this raises)."""
         started = time.perf_counter()
         self.wait()
         state = {

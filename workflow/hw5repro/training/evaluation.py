@@ -43,8 +43,7 @@ def epoch_values(losses, n, batch_size, correct, mislabelled, test) -> torch.Ten
 
 
 def evaluate_epoch(net, data, losses, batch_size, eval_batch_size, autocast, with_test):
-    """The epoch's six metrics (:func:`epoch_values`) of the evaluation network ``net``; ``data``
-    holds the device tensors ``train_x``, ``train_y``, ``mislabelled``, ``test_x``, ``test_y``."""
+    """The epoch's six metrics (:func:`epoch_values`) of ``net`` on ``data``'s device tensors."""
     correct = evaluate(net, data.train_x, data.train_y, eval_batch_size, autocast)[1]
     test = None
     if with_test:
@@ -55,8 +54,7 @@ def evaluate_epoch(net, data, losses, batch_size, eval_batch_size, autocast, wit
 
 
 class Clock:
-    """Time stamps in the order of the current stream's work: CUDA events on a GPU (no host
-    sync), ``time.perf_counter`` on the CPU."""
+    """Time stamps in stream order: CUDA events on a GPU (no host sync), else perf_counter."""
 
     def __init__(self, device: torch.device):
         self.device, self.cuda = device, device.type == "cuda"

@@ -27,8 +27,7 @@ class Features(nn.Sequential):
 
 
 def conv_epilogue_used(model: nn.Module, device: torch.device) -> str:
-    """``triton`` where ``model``'s :class:`Features` runs the Triton kernels on ``device``, else
-    ``torch``."""
+    """``triton`` where ``model``'s :class:`Features` runs the kernels on ``device``, else torch."""
     features = next((m for m in model.modules() if isinstance(m, Features)), None)
     triton = features is not None and features.triton_epilogues and kernels_run_on(device)
     return "triton" if triton else "torch"

@@ -92,8 +92,7 @@ def resolve_channels_last(spec) -> bool:
 
 
 def resolve_cuda_graphs(spec, device: torch.device) -> bool:
-    """``auto`` -> the training step is captured in a CUDA graph on CUDA devices; ``true`` needs
-    a CUDA device."""
+    """``auto`` -> CUDA graphs on CUDA devices; ``true`` needs a CUDA device."""
     if spec == "auto":
         return device.type == "cuda"
     if spec and device.type != "cuda":
