@@ -24,8 +24,7 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 def noisy_labels(
     labels: torch.Tensor, ratio: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Labels with round(ratio * N) entries replaced by uniform draws, and the mask of those whose
-    new label differs from the true one."""
+    """Labels with round(ratio * N) entries redrawn uniformly, and the mask of the changed ones."""
     n = labels.shape[0]
     generator = torch.Generator().manual_seed(stream_seed(seed, LABEL_NOISE))
     order = torch.randperm(n, generator=generator)

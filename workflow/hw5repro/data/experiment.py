@@ -44,8 +44,7 @@ class Run:
 
 
 def runs_from_config(config: dict) -> list[Run]:
-    """Every run of the configuration: the label-ratio sweep and each input corruption
-    (trained with true labels), for every seed."""
+    """Every run of the configuration: the label-ratio sweep and each input corruption, per seed."""
     exp = config["experiment"]
     runs = []
     for seed in exp["seeds"]:

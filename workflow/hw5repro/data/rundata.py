@@ -22,8 +22,7 @@ class RunData:
 
     @classmethod
     def from_artifacts(cls, subset: dict, corrupted: dict) -> RunData:
-        train_x = corrupted["train_x"]
-        test_x = corrupted["test_x"]
+        train_x, test_x = corrupted["train_x"], corrupted["test_x"]
         return cls(
             train_x=to_float(subset["train_x"]) if train_x is None else train_x,
             train_y=corrupted["labels"],
@@ -34,8 +33,7 @@ class RunData:
 
     @classmethod
     def of_run(cls, subset: dict, run) -> RunData:
-        """The data ``run`` (an :class:`~hw5repro.data.experiment.Run`) trains on: ``subset``
-        (:func:`hw5repro.data.mnist.make_subset`) with the run's corruption applied."""
+        """The data ``run`` trains on: ``subset`` (``make_subset``) with the run's corruption."""
         return cls.from_artifacts(subset, make_corrupted(subset, run))
 
     def digest(self) -> str:

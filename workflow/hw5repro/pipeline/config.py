@@ -68,22 +68,17 @@ def training_params(config: Mapping) -> dict:
 
 
 def job_config(params: Mapping, config: Mapping) -> dict:
-    """What a training job runs with: ``params`` (result settings) plus the operational keys of
-    its sections, taken from the workflow's ``config``."""
+    """A training job's settings: ``params`` plus the operational keys of ``config``'s sections."""
     merged = _plain(params)
     for section in TRAINING_SECTIONS:
-        operational = {
-            k: v
-            for k, v in _plain(config.get(section, {})).items()
-            if is_operational(f"{section}.{k}")
-        }
+        values = _plain(config.get(section, {}))
+        operational = {k: v for k, v in values.items() if is_operational(f"{section}.{k}")}
         merged[section] = {**merged.get(section, {}), **operational}
     return merged
 
 
 def merge(base: Mapping, overlay: Mapping) -> dict:
-    """``overlay`` over ``base``, key by key in nested sections (as Snakemake merges
-    ``--configfile`` over the Snakefile's ``configfile:``)."""
+    """``overlay`` over ``base``, key by key in nested sections, as Snakemake merges configs."""
     from snakemake.utils import update_config  # the very function Snakemake merges them with
 
     merged = _plain(base)  # a copy

@@ -170,19 +170,11 @@ def _figure(comparison: pd.DataFrame, stem: Path) -> None:
             (-0.15, 0.15), (("float32", "o"), ("float64", "s")), strict=True
         ):
             part = comparison[(comparison.parameter == param) & (comparison.dtype == name)]
+            x, rel, diff = part.layer + offset, part.max_rel_diff, part.max_abs_diff
+            ax.scatter(x, rel.clip(lower=floor), marker=marker, label=f"{name} (relative)")
+            hollow = {"facecolors": "none", "edgecolors": f"C{2 + (name == 'float64')}"}
             ax.scatter(
-                part.layer + offset,
-                part.max_rel_diff.clip(lower=floor),
-                marker=marker,
-                label=f"{name} (relative)",
-            )
-            ax.scatter(
-                part.layer + offset,
-                part.max_abs_diff.clip(lower=floor),
-                marker=marker,
-                facecolors="none",
-                edgecolors=f"C{2 + (name == 'float64')}",
-                label=f"{name} (absolute)",
+                x, diff.clip(lower=floor), marker=marker, label=f"{name} (absolute)", **hollow
             )
         ax.set(yscale="log", xlabel="layer $\\ell$", title=f"gradient w.r.t. $\\ell$-th {param}")
         ax.axhline(torch.finfo(torch.float32).eps, color="grey", ls="--", lw=0.8)

@@ -62,8 +62,7 @@ class Conv:
 
 #: Module 1 (naive): three parallel convolutions and a 3x3 max-pool on the 256-channel input.
 NAIVE = (Conv("conv1", 256, 128, 1), Conv("conv2", 256, 192, 3), Conv("conv3", 256, 96, 5))
-#: Module 2 (bottleneck), named as in the homework's Figure 2: 1x1; 1x1 -> 3x3; 1x1 -> 5x5;
-#: max-pool -> 1x1.
+#: Module 2 (bottleneck), named as in the homework's Figure 2: 1x1; 1x1->3x3; 1x1->5x5; pool->1x1.
 BOTTLENECK = (
     Conv("conv1", 256, 128, 1),
     Conv("conv2", 256, 64, 1),
@@ -84,8 +83,8 @@ def count_table(convs, input_shape=INPUT_SHAPE) -> pd.DataFrame:
 
 
 class InceptionModule(nn.Module):
-    """A module built from its Conv list (each conv followed by a ReLU) and a 3x3/1 max-pool;
-    the output concatenates every branch end. Records the activation count of each conv."""
+    """Convs (each followed by a ReLU) and a 3x3/1 max-pool, concatenating every branch end;
+    records each conv's activation count."""
 
     def __init__(self, convs):
         super().__init__()
@@ -110,18 +109,16 @@ class InceptionModule(nn.Module):
 
 
 def torch_counts(convs, input_shape=INPUT_SHAPE) -> pd.DataFrame:
-    """The same quantities measured on a torch module: parameter numel, FlopCounterMode / 2,
-    and the number of conv outputs (= ReLU evaluations)."""
+    """The quantities measured in torch: parameter numel, FlopCounterMode / 2, conv outputs."""
     module = InceptionModule(convs)
     flops = {}
     with torch.no_grad():
-        x = torch.zeros(1, *input_shape)
         for name, conv in module.convs.items():
             inp = torch.zeros(1, conv.in_channels, *input_shape[1:])
             with FlopCounterMode(display=False) as counter:
                 conv(inp)
             flops[name] = counter.get_total_flops()
-        module(x)
+        module(torch.zeros(1, *input_shape))
     table = pd.DataFrame(
         {
             name: {
@@ -153,20 +150,16 @@ def results(tables: dict[str, pd.DataFrame], checks: dict[str, pd.DataFrame]) ->
         out[key]["torch_agrees"] = bool(
             all((measured.loc[q] == table.loc[q, measured.columns]).all() for q in measured.index)
         )
+    one, two = out["module1"], out["module2"]
     for q in QUANTITIES:
-        out[f"ratio_{q}"] = out["module2"][q]["TOTAL"] / out["module1"][q]["TOTAL"]
-    out["extra_activations"] = (
-        out["module2"]["activations"]["TOTAL"] - out["module1"]["activations"]["TOTAL"]
-    )
-    out["saved_flops"] = 2 * (
-        out["module1"]["multiplications"]["TOTAL"] - out["module2"]["multiplications"]["TOTAL"]
-    )
+        out[f"ratio_{q}"] = two[q]["TOTAL"] / one[q]["TOTAL"]
+    out["extra_activations"] = two["activations"]["TOTAL"] - one["activations"]["TOTAL"]
+    out["saved_flops"] = 2 * (one["multiplications"]["TOTAL"] - two["multiplications"]["TOTAL"])
     return out
 
 
 def _figure(tables: dict[str, pd.DataFrame], stem: Path) -> None:
-    """The homework's Figure 3: (a) parameters and activations, (b) additions and
-    multiplications."""
+    """The homework's Figure 3: (a) parameters and activations, (b) additions, multiplications."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     names = list(tables)
     width = 0.38

@@ -106,8 +106,7 @@ def single_thread() -> Iterator[None]:
 
 
 def trajectories(seed: int = SEED) -> pd.DataFrame:
-    """Per step k: the objective on the full data along Form I and the three pairwise gaps
-    max_i |theta_a[k, i] - theta_b[k, i]|."""
+    """Per step k: Form I's full-data objective and the pairwise gaps max_i |theta_a - theta_b|."""
     X, y, batches = synthetic_data(seed)
     theta0 = torch.zeros(FEATURES, dtype=DTYPE)
     with single_thread():
@@ -158,16 +157,8 @@ def _table(summary: dict) -> pd.DataFrame:
         ("Form I vs torch.optim.SGD", "max_gap_form_I_torch"),
         ("Form II vs torch.optim.SGD", "max_gap_form_II_torch"),
     )
-    return pd.DataFrame(
-        [
-            {
-                "comparison": label,
-                "steps": summary["steps"],
-                "max |theta_a - theta_b|": float(summary[key]),
-            }
-            for label, key in pairs
-        ]
-    )
+    rows = [(label, summary["steps"], float(summary[key])) for label, key in pairs]
+    return pd.DataFrame(rows, columns=["comparison", "steps", "max |theta_a - theta_b|"])
 
 
 def _figure(steps: pd.DataFrame, stem: Path) -> None:

@@ -110,14 +110,8 @@ class VGGPrefix(nn.Module):
     def __init__(self, channels=CHANNELS, pool: str = "max", seed: int = SEED):
         super().__init__()
         c1, c2 = channels
-        self.convs = nn.ModuleList(
-            [
-                nn.Conv2d(IN_CHANNELS, c1, 3, padding=1),
-                nn.Conv2d(c1, c1, 3, padding=1),
-                nn.Conv2d(c1, c2, 3, padding=1),
-                nn.Conv2d(c2, c2, 3, padding=1),
-            ]
-        )
+        pairs = ((IN_CHANNELS, c1), (c1, c1), (c1, c2), (c2, c2))
+        self.convs = nn.ModuleList([nn.Conv2d(i, o, 3, padding=1) for i, o in pairs])
         self.pool = nn.MaxPool2d(2, 2) if pool == "max" else nn.AvgPool2d(2, 2)
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():  # positive weights: no zero weight, no dead ReLU, no cancellation
@@ -139,8 +133,7 @@ class VGGPrefix(nn.Module):
 
 
 def positions(output: str, channels=CHANNELS) -> list[tuple[int, int, int]]:
-    """(k, i, j) checked per output: two corners, an edge and an interior point (nested regions
-    across y1, y2, y3, shown in the figure)."""
+    """(k, i, j) checked per output: two corners, an edge and an interior point (nested)."""
     n = IMAGE_SIZE // {"y1": 1, "y2": 2, "y3": 4}[output]
     c = channels[0] if output in ("y1", "y2") else channels[1]
     interior = {"y1": 20, "y2": 10, "y3": 5}[output]
@@ -173,8 +166,7 @@ def gradient_support(
 def outside_perturbation_unchanged(
     net: VGGPrefix, output: str, i: int, j: int, x: torch.Tensor, baseline: torch.Tensor, seed: int
 ) -> bool:
-    """Whether y[:, i, j] stays bit for bit ``baseline``'s (the output for ``x``) when every
-    input outside the predicted region is redrawn."""
+    """Whether y[:, i, j] stays bit for bit ``baseline``'s when every input outside is redrawn."""
     inside = torch.from_numpy(predicted_mask(output_fields()[output], i, j))
     perturbed = torch.where(inside, x, random_image(seed))
     with torch.no_grad():
@@ -221,8 +213,7 @@ def verify(channels=CHANNELS, seed: int = SEED) -> tuple[pd.DataFrame, dict[str,
 
 
 def max_pool_gradient_support(channels=CHANNELS, seed: int = SEED) -> np.ndarray:
-    """Nonzero pattern of d y3[k,i,j] / d x through the real max-pools (argmax paths only) at the
-    figure's interior position."""
+    """Nonzero pattern of d y3[k,i,j] / d x through the real max-pools at the interior position."""
     net = VGGPrefix(channels, pool="max", seed=seed)
     k, i, j = positions("y3", channels)[3]
     return gradient_support(net, "y3", k, i, j, random_image(seed))

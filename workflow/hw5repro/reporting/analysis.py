@@ -85,8 +85,8 @@ def final_metrics(epochs: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 
 def summarise(final: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd across seeds per (corruption, ratio), the number of runs that fitted, and the
-    slowdown of fitting relative to true labels (ratio of mean epochs to fit)."""
+    """Mean and sd across seeds per (corruption, ratio), runs fitted, and the slowdown of fitting
+    relative to true labels."""
     grouped = final.groupby(["corruption", "ratio"], sort=True)
     table = grouped[SUMMARY_METRICS].agg(["mean", "std"])
     table.columns = [f"{m}_{'sd' if s == 'std' else s}" for m, s in table.columns]

@@ -25,6 +25,7 @@ ZHANG_KINDS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels
 KIND_COLOURS = dict(zip(ZHANG_KINDS, sns.color_palette("deep", len(ZHANG_KINDS)), strict=True))
 #: seaborn's arguments for points against the label-noise ratio: mean +- sd over the seeds.
 RATIO_POINTS = {"x": "ratio", "marker": "o", "errorbar": "sd", "err_style": "bars"}
+RATIO_LABEL = "fraction of random labels"
 
 
 def _style() -> None:
@@ -43,10 +44,15 @@ def _ratio_label(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def ratio_hues(ratios) -> tuple[list[str], dict[str, tuple]]:
-    """Legend order and colours of the label-noise curves: the ratios sorted, on a sequential
-    palette (viridis: dark = true labels, yellow = all labels random), whatever the data's order."""
+    """Legend order and colours of the label-noise curves: the sorted ratios on viridis."""
     levels = [_percent(r) for r in sorted(set(float(r) for r in ratios))]
     return levels, dict(zip(levels, sns.color_palette("viridis", len(levels)), strict=True))
+
+
+def _by_ratio(ratios) -> dict:
+    """seaborn's arguments for one colour per label-noise ratio (column "label noise")."""
+    order, palette = ratio_hues(ratios)
+    return {"hue": "label noise", "hue_order": order, "palette": palette}
 
 
 def _band(frame: pd.DataFrame) -> str | None:
@@ -55,18 +61,9 @@ def _band(frame: pd.DataFrame) -> str | None:
 
 def _curves(epochs: pd.DataFrame, column: str, ylabel: str, stem: Path, title: str) -> None:
     labels = _ratio_label(epochs[epochs.corruption == LABEL_NOISE])
-    order, palette = ratio_hues(labels["ratio"])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    sns.lineplot(
-        data=labels,
-        x="epoch",
-        y=column,
-        hue="label noise",
-        hue_order=order,
-        errorbar=_band(labels),
-        palette=palette,
-        ax=ax,
-    )
+    hues = _by_ratio(labels["ratio"])
+    sns.lineplot(data=labels, x="epoch", y=column, errorbar=_band(labels), ax=ax, **hues)
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.legend(title="random labels", fontsize="small", ncols=2)
     save_figure(fig, stem)
@@ -109,7 +106,7 @@ def _against_ratio(
     sns.lineplot(data=labels, y=column, ax=ax, label=label, **RATIO_POINTS)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", label=f"chance ({chance:.0%})")
-    ax.set(xlabel="fraction of random labels", ylabel=ylabel, title=title)
+    ax.set(xlabel=RATIO_LABEL, ylabel=ylabel, title=title)
     if ax.get_legend_handles_labels()[0]:
         ax.legend()
     save_figure(fig, stem)
@@ -129,14 +126,11 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
     labels = plotted[plotted.corruption == LABEL_NOISE]
     fitted = labels[labels.fitted]
     sns.lineplot(data=fitted, y="shown", ax=left, label="reached threshold", **RATIO_POINTS)
-    unfit = labels[~labels.fitted]
+    unfit, not_reached = labels[~labels.fitted], f"not reached in {never - 1} epochs"
     if len(unfit):
-        _never_fitted(left, unfit.ratio, unfit.shown, f"not reached in {never - 1} epochs")
-    left.set(
-        xlabel="fraction of random labels",
-        ylabel=f"epochs to {threshold:.0%} train acc.",
-        title="(f) time to fit vs label noise",
-    )
+        _never_fitted(left, unfit.ratio, unfit.shown, not_reached)
+    epochs_label = f"epochs to {threshold:.0%} train acc."
+    left.set(xlabel=RATIO_LABEL, ylabel=epochs_label, title="(f) time to fit vs label noise")
     left.legend(fontsize="small")
     kinds = plotted[plotted.kind != "partial_labels"].copy()
     kinds["kind"] = kinds["kind"].map(KIND_LABELS)
@@ -154,12 +148,7 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
         )
     missed = kinds[~kinds.fitted]
     if len(missed):
-        _never_fitted(
-            right,
-            missed["shown"],
-            [order.index(kind) for kind in missed["kind"]],
-            f"not reached in {never - 1} epochs",
-        )
+        _never_fitted(right, missed["shown"], [order.index(k) for k in missed["kind"]], not_reached)
         right.legend(fontsize="small", loc="lower right")
     for i, kind in enumerate(order):
         rows = kinds[kinds.kind == kind]
@@ -175,7 +164,7 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
     right.set(
         xlim=(0, never * 1.05),
         ylim=(len(order) - 0.5, -0.5),
-        xlabel=f"epochs to {threshold:.0%} train acc.",
+        xlabel=epochs_label,
         ylabel="",
         title="by corruption",
     )
@@ -195,7 +184,7 @@ def _generalisation_gap(final: pd.DataFrame, stem: Path) -> None:
     sns.lineplot(data=long, y="error", hue="set", ax=ax, **RATIO_POINTS)
     ax.axhline(1 - 1 / NUM_CLASSES, color="grey", linestyle="--", label="chance (90%)")
     ax.set(
-        xlabel="fraction of random labels",
+        xlabel=RATIO_LABEL,
         ylabel="error",
         ylim=(-0.02, 1.0),
         title="(g) generalisation gap = test error - training error",
@@ -206,8 +195,7 @@ def _generalisation_gap(final: pd.DataFrame, stem: Path) -> None:
 
 @dataclass(frozen=True)
 class AccuracySplit:
-    """Two per-epoch training-accuracy columns that split a run's examples, their legend labels
-    and the figure's title."""
+    """Two training-accuracy columns splitting the examples, with legend labels, and a title."""
 
     columns: dict[str, str]
     title: str
@@ -235,17 +223,10 @@ def accuracy_split(
             value_name="accuracy",
         )
         long["examples"] = long["examples"].map(split.columns)
-        order, palette = ratio_hues(partial["ratio"])
+        band = "sd" if long.seed.nunique() > 1 else None
+        hues = _by_ratio(partial["ratio"])
         sns.lineplot(
-            data=long,
-            x="epoch",
-            y="accuracy",
-            hue="label noise",
-            hue_order=order,
-            style="examples",
-            errorbar="sd" if long.seed.nunique() > 1 else None,
-            palette=palette,
-            ax=ax,
+            data=long, x="epoch", y="accuracy", style="examples", errorbar=band, ax=ax, **hues
         )
         ax.legend(fontsize="small", ncols=2)
     ax.set(
@@ -270,15 +251,8 @@ def _mean_band(ax, stats: pd.DataFrame, x: str, colour, label: str, **line) -> N
     ax.plot(stats[x], stats["mean"], color=colour, label=label, **line)
     spread = (stats["n"] > 1).to_numpy()
     if spread.any():
-        ax.fill_between(
-            stats[x],
-            stats["mean"] - stats["sd"],
-            stats["mean"] + stats["sd"],
-            where=spread,
-            color=colour,
-            alpha=0.25,
-            linewidth=0,
-        )
+        low, high = stats["mean"] - stats["sd"], stats["mean"] + stats["sd"]
+        ax.fill_between(stats[x], low, high, where=spread, color=colour, alpha=0.25, linewidth=0)
 
 
 def _nothing(ax, text: str) -> None:
@@ -310,12 +284,8 @@ def _zhang_figure1(epochs: pd.DataFrame, final: pd.DataFrame, threshold: float, 
         _mean_band(b, fit, "ratio", "C0", "mean of the runs that fitted", marker="o")
         unfit = labels[labels.epochs_to_fit.isna()]
         if len(unfit):
-            _never_fitted(
-                b,
-                unfit.ratio,
-                [never] * len(unfit),
-                f"not fitted in {never - 1} epochs (not in the mean)",
-            )
+            label = f"not fitted in {never - 1} epochs (not in the mean)"
+            _never_fitted(b, unfit.ratio, [never] * len(unfit), label)
             runs = labels.groupby("ratio").size()
             for ratio in sorted(set(unfit.ratio)):
                 fitted = int(fit.loc[fit.ratio == ratio, "n"].iloc[0])
@@ -337,22 +307,14 @@ def _zhang_figure1(epochs: pd.DataFrame, final: pd.DataFrame, threshold: float, 
         c.axhline(chance, color="grey", linestyle="--", label=f"chance ({chance:.0%})")
         c.set_ylim(-0.02, 1.0)
         c.legend(fontsize="small", loc="lower right")
-    b.set(
-        xlabel="fraction of random labels",
-        ylabel=f"epochs to {threshold:.0%} train acc.",
-        title="(b) convergence slowdown",
-    )
-    c.set(
-        xlabel="fraction of random labels",
-        ylabel="test error",
-        title="(c) generalisation error growth",
-    )
+    epochs_label = f"epochs to {threshold:.0%} train acc."
+    b.set(xlabel=RATIO_LABEL, ylabel=epochs_label, title="(b) convergence slowdown")
+    c.set(xlabel=RATIO_LABEL, ylabel="test error", title="(c) generalisation error growth")
     save_figure(fig, stem)
 
 
 def _drawings(epochs, final, summary, threshold: float, out: Path) -> list[partial]:
-    """Every figure as a call that draws and saves it, the slowest first (so that parallel
-    workers finish together)."""
+    """Every figure as a call that draws and saves it, slowest first (for parallel workers)."""
 
     def curves(column, ylabel, name, title):
         return partial(_curves, epochs, column, ylabel, out / name, title)

@@ -95,7 +95,6 @@ class _Format:
     """How one target format writes each markup element."""
 
     def __init__(self, name: str):
-        self.name = name
         self.html = name == "html"
 
     def text(self, s: str) -> str:

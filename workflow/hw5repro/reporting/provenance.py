@@ -60,8 +60,7 @@ def _git(repo: Path, *args: str) -> str | None:
 
 
 def git_state(repo: str | Path) -> dict:
-    """Commit of ``repo`` and whether its tree differs from it (modified or untracked files), or a
-    note why there is none."""
+    """Commit of ``repo`` and whether its tree differs from it, or a note why there is none."""
     repo = Path(repo)
     commit = _git(repo, "rev-parse", "HEAD")
     if commit is None:

@@ -58,12 +58,10 @@ def seconds(value) -> str:
 
 def listing(value) -> str:
     """A list as 'a, b and c'; a scalar as itself."""
-    if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-        return (
-            " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
-        )
-    return str(value)
+    if not isinstance(value, (list, tuple)):
+        return str(value)
+    items = [str(v) for v in value]
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
 
 
 def cell(value, decimals: int | None = None, numeric_column: bool = True) -> tuple[str, bool]:
@@ -219,6 +217,7 @@ def build_sections(
                     f"figures {targets[target]} and {spec['path']} would both be copied to {target}"
                 )
             has_pdf = (root / pdf).is_file()
+            tex_src = Path(target).with_suffix(".pdf").as_posix() if has_pdf else target
             figures.append(
                 {
                     "number": n_figure,
@@ -226,10 +225,7 @@ def build_sections(
                     "source": spec["path"],
                     "source_pdf": pdf.as_posix() if has_pdf else None,
                     "src": target,
-                    # a file name, not text: LaTeX reads it verbatim (underscores are fine in paths)
-                    "tex_src": Markup(
-                        Path(target).with_suffix(".pdf").as_posix() if has_pdf else target
-                    ),
+                    "tex_src": Markup(tex_src),  # a path: LaTeX reads it verbatim, not as text
                     "caption_html": Markup(inline_html(spec["caption"])),
                     "caption_tex": Markup(inline_latex(spec["caption"])),
                 }
@@ -303,8 +299,7 @@ def render_report(
 def report_job(sections_file, report_dir, config, provenance_path, outputs) -> None:
     """The Snakemake job behind rule report."""
     provenance = json.loads(Path(provenance_path).read_text())
-    figures = Path(outputs.figures)
-    figures.mkdir(parents=True, exist_ok=True)
+    Path(outputs.figures).mkdir(parents=True, exist_ok=True)
     plain = json.loads(json.dumps(dict(config), default=str))
     render_report(
         sections_file, plain, provenance, outputs.html, outputs.tex, report_dir=report_dir

@@ -59,16 +59,8 @@ def load_sections(path: str | Path, report_dir: str | Path | None = None) -> lis
                 if not isinstance(item, dict) or "path" not in item or "caption" not in item:
                     raise ReportError(f"{where}: each of {kind} needs path and caption")
                 items[kind].append(_with_caption(item, report_dir, where))
-        sections.append(
-            Section(
-                id=entry["id"],
-                title=entry["title"],
-                text=entry["text"],
-                data=dict(entry.get("data") or {}),
-                tables=items["tables"],
-                figures=items["figures"],
-            )
-        )
+        data = dict(entry.get("data") or {})
+        sections.append(Section(entry["id"], entry["title"], entry["text"], data, **items))
     return sections
 
 

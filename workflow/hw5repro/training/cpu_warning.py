@@ -43,9 +43,7 @@ def estimate_cpu_seconds(settings, n_train: int, n_test: int = 0) -> float:
 
 
 def _hours(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def warn_if_slow_on_cpu(
@@ -56,10 +54,8 @@ def warn_if_slow_on_cpu(
     ``device``: the resolved device or its name. Silent on a GPU, when ``training.device`` is
     ``cpu`` (the user's choice) and under :data:`SLOW_SECONDS`."""
     device_type = getattr(device, "type", str(device).split(":")[0])
-    if device_type != "cpu":
-        return None
     requested = str(_setting(settings, "training", "device", "auto"))
-    if requested == "cpu":
+    if device_type != "cpu" or requested == "cpu":
         return None
     seconds = estimate_cpu_seconds(settings, n_train, n_test)
     if seconds < SLOW_SECONDS:

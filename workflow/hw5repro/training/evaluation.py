@@ -28,8 +28,8 @@ def evaluate(model, x, y, batch_size: int, autocast) -> tuple[torch.Tensor, torc
 
 
 def epoch_values(losses, n, batch_size, correct, mislabelled, test) -> torch.Tensor:
-    """(6,): train loss, train acc, acc on the clean examples, acc on the mislabelled ones (on
-    their training labels), test loss and test acc (NaN when the test set was not evaluated)."""
+    """(6,): train loss and acc, acc on the clean and on the mislabelled examples, test loss and
+    acc (NaN when the test set was not evaluated)."""
 
     def share(mask):  # accuracy on the examples of ``mask``; NaN where there are none
         count = mask.sum()

@@ -104,8 +104,7 @@ def resolve_cuda_graphs(spec, device: torch.device) -> bool:
 
 
 def resolve_conv_epilogue(spec: str, device: torch.device) -> str:
-    """``auto`` -> ``triton`` on CUDA where Triton is installed, else ``torch``; ``triton`` on CUDA
-    needs Triton (on a CPU it runs PyTorch's passes)."""
+    """``auto`` -> ``triton`` on CUDA with Triton, else ``torch``; ``triton`` on CUDA needs it."""
     from ..kernels.epilogues import triton_available
 
     on_cuda = device.type == "cuda"

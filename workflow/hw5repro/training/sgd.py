@@ -16,8 +16,7 @@ from torch.optim.sgd import sgd
 
 
 class SGD:
-    """Minibatch SGD with heavy-ball momentum and weight decay over one group of parameters, as
-    ``torch.optim.SGD(params, lr, momentum, weight_decay=weight_decay)`` computes it."""
+    """SGD as ``torch.optim.SGD(params, lr, momentum, weight_decay=weight_decay)`` computes it."""
 
     def __init__(
         self,

@@ -78,8 +78,7 @@ def batch_sizes(n: int, batch_size: int) -> set[int]:
 
 
 def permutation(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """The epoch's order of the examples, drawn by ``generator`` (on the CPU in the workflow: the
-    same on every device), on ``device`` (a GPU by an asynchronous pinned copy)."""
+    """The epoch's order of the examples by ``generator``, on ``device`` (asynchronously)."""
     perm = torch.randperm(n, device=generator.device, generator=generator)
     if perm.device == device:
         return perm
