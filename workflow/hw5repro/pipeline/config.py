@@ -2,8 +2,7 @@
 
 A rule's ``params`` carry only result settings, so changing an operational key reruns nothing; the
 training job gets the operational keys back from the workflow's config (:func:`job_config`).
-``python -m hw5repro.pipeline.config --write`` regenerates config/README.md's key table from
-config/schema.yaml.
+``python -m hw5repro.pipeline.config --write`` regenerates config/README.md's key table.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib.patches as patches
@@ -252,9 +252,7 @@ def results(checks: pd.DataFrame, max_support: np.ndarray) -> dict:
     }
     for name, field in output_fields().items():
         out[name] = {
-            "size": field.size,
-            "jump": field.jump,
-            "start": field.start,
+            **asdict(field),  # size, jump, start
             "formula": field.formula(),
             "area": field.size**2,
             "positions_verified": int(checks[checks.output == name].support_equals_region.sum()),

@@ -35,10 +35,7 @@ KIND_LABELS = {
 
 def epochs_to_fit(train_acc: Sequence[float], threshold: float) -> int | None:
     """First epoch (1-based) whose training accuracy reaches ``threshold``; None if none does."""
-    for epoch, acc in enumerate(train_acc, start=1):
-        if acc >= threshold:
-            return epoch
-    return None
+    return next((epoch for epoch, acc in enumerate(train_acc, 1) if acc >= threshold), None)
 
 
 def kind_of(corruption: str, ratio: float) -> str:

@@ -26,6 +26,7 @@ KIND_COLOURS = dict(zip(ZHANG_KINDS, sns.color_palette("deep", len(ZHANG_KINDS))
 #: seaborn's arguments for points against the label-noise ratio: mean +- sd over the seeds.
 RATIO_POINTS = {"x": "ratio", "marker": "o", "errorbar": "sd", "err_style": "bars"}
 RATIO_LABEL = "fraction of random labels"
+LOSS_LABEL = "training loss (cross-entropy)"
 
 
 def _style() -> None:
@@ -84,11 +85,7 @@ def _random_labels_curves(epochs: pd.DataFrame, stem: Path) -> None:
         twin.grid(False)
         handles = ax.get_lines()[:1] + twin.get_lines()[:1]
         ax.legend(handles, ["training loss", "training accuracy"], loc="center right")
-    ax.set(
-        xlabel="epoch",
-        ylabel="training loss (cross-entropy)",
-        title="(c) 100% random labels: loss and accuracy",
-    )
+    ax.set(xlabel="epoch", ylabel=LOSS_LABEL, title="(c) 100% random labels: loss and accuracy")
     save_figure(fig, stem)
 
 
@@ -150,16 +147,11 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
     if len(missed):
         _never_fitted(right, missed["shown"], [order.index(k) for k in missed["kind"]], not_reached)
         right.legend(fontsize="small", loc="lower right")
+    box = {"facecolor": "white", "alpha": 0.8, "linewidth": 0}
     for i, kind in enumerate(order):
         rows = kinds[kinds.kind == kind]
-        right.text(
-            never * 0.02,
-            i,
-            f"{int(rows.fitted.sum())}/{len(rows)} fitted",
-            va="center",
-            fontsize="small",
-            bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0},
-        )
+        label = f"{int(rows.fitted.sum())}/{len(rows)} fitted"
+        right.text(never * 0.02, i, label, va="center", fontsize="small", bbox=box)
     right.set_yticks(range(len(order)), order)
     right.set(
         xlim=(0, never * 1.05),
@@ -173,13 +165,9 @@ def _time_to_fit(final: pd.DataFrame, summary: pd.DataFrame, threshold: float, s
 
 def _generalisation_gap(final: pd.DataFrame, stem: Path) -> None:
     labels = final[final.corruption == LABEL_NOISE].assign(train_error=lambda f: 1 - f.train_acc)
-    long = labels.melt(
-        id_vars=["ratio", "seed"],
-        value_vars=["train_error", "test_error"],
-        var_name="set",
-        value_name="error",
-    )
-    long["set"] = long["set"].map({"train_error": "training error", "test_error": "test error"})
+    names = {"train_error": "training error", "test_error": "test error"}
+    long = labels.melt(["ratio", "seed"], list(names), var_name="set", value_name="error")
+    long["set"] = long["set"].map(names)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     sns.lineplot(data=long, y="error", hue="set", ax=ax, **RATIO_POINTS)
     ax.axhline(1 - 1 / NUM_CLASSES, color="grey", linestyle="--", label="chance (90%)")
@@ -230,10 +218,7 @@ def accuracy_split(
         )
         ax.legend(fontsize="small", ncols=2)
     ax.set(
-        xlabel="epoch",
-        ylabel="training accuracy on the subset",
-        ylim=(0, 1.02),
-        title=split.title,
+        xlabel="epoch", ylabel="training accuracy on the subset", ylim=(0, 1.02), title=split.title
     )
     save_figure(fig, stem)
 
@@ -270,7 +255,7 @@ def _zhang_figure1(epochs: pd.DataFrame, final: pd.DataFrame, threshold: float, 
         if len(rows):
             stats = mean_sd(rows, "epoch", "train_loss")
             _mean_band(a, stats, "epoch", KIND_COLOURS[kind], KIND_LABELS[kind])
-    a.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="(a) learning curves")
+    a.set(xlabel="epoch", ylabel=LOSS_LABEL, title="(a) learning curves")
     a.xaxis.set_major_locator(MaxNLocator(integer=True))
     a.legend(fontsize="small")
 
@@ -325,7 +310,7 @@ def _drawings(epochs, final, summary, threshold: float, out: Path) -> list[parti
     chance = 1 - 1 / NUM_CLASSES
     return [
         partial(_zhang_figure1, epochs, final, threshold, out / "zhang_figure1"),
-        curves("train_loss", "training loss (cross-entropy)", "train_loss", "(a) training loss"),
+        curves("train_loss", LOSS_LABEL, "train_loss", "(a) training loss"),
         curves("train_acc", "training accuracy", "train_accuracy", "(b) training accuracy"),
         partial(_random_labels_curves, epochs, out / "random_labels_curves"),
         against("train_seconds", "training time [s]", "training_time", "(d) training time"),

@@ -34,15 +34,10 @@ _INLINE = re.compile(
 #: Characters with a meaning in the markup; ``escape_markup`` protects them in inserted strings.
 MARKUP_SPECIALS = re.compile(r"([\\$*`])")
 
+#: LaTeX's special characters: a backslash before each, or a command that prints it.
 _TEX_SPECIALS = {
+    **{c: "\\" + c for c in "&%$#_{}"},
     "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "<": r"\textless{}",

@@ -40,15 +40,8 @@ def compile_pdf(tex_path: str | Path, pdf_path: str | Path) -> Path:
         )
     build = pdf_path.parent / LATEX_BUILD
     build.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        latexmk,
-        "-pdf",
-        "-interaction=nonstopmode",
-        "-halt-on-error",
-        f"-outdir={build}",
-        f"-jobname={pdf_path.stem}",
-        tex_path.name,
-    ]
+    flags = ["-pdf", "-interaction=nonstopmode", "-halt-on-error"]
+    cmd = [latexmk, *flags, f"-outdir={build}", f"-jobname={pdf_path.stem}", tex_path.name]
     proc = subprocess.run(cmd, cwd=tex_path.parent, capture_output=True, text=True)
     log.info("latexmk output:\n%s", (proc.stdout + proc.stderr)[-6000:])
     tex_log = build / f"{pdf_path.stem}.log"

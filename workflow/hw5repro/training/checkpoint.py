@@ -125,13 +125,11 @@ def _set_global_rng(state: dict, device) -> None:
 
 
 class RunCheckpoint:
-    """A run's checkpoint file; ``path`` None checkpoints nothing.
-
-    :meth:`save` snapshots the state on the host and writes it in a background thread. Used as a
-    context manager around the training loop, whose exit (also by an exception) waits until the
-    last checkpoint is on the disk. A failed write raises :class:`CheckpointError` at the next
-    :meth:`save` or at the exit, keeping the file before it. ``pause_seconds``: the loop's time in
-    :meth:`save`; ``write_seconds``: the writer's."""
+    """A run's checkpoint file (``path`` None: none), written in a background thread; as a context
+    manager around the training loop, its exit (also by an exception) waits for the last write. A
+    failed write raises :class:`CheckpointError` at the next :meth:`save` or at the exit, keeping
+    the file before it. ``pause_seconds``: the loop's time in :meth:`save`; ``write_seconds``: the
+    writer's."""
 
     def __init__(self, path, fingerprint, desc):
         self.path, self.fingerprint, self.desc = path, fingerprint, desc

@@ -1,10 +1,9 @@
 """The training runs' optimiser: ``torch.optim.SGD``'s update and state, without its start-up cost
 (``torch.optim.Optimizer`` imports the ``torch._dynamo`` compiler stack on first use).
 
-The update is torch's own functional form (``torch.optim.sgd.sgd``, called with the arguments
-``torch.optim.SGD.step`` passes: the same kernels, so the same values bit for bit), and ``state``,
-``param_groups`` and the state dict have ``torch.optim.SGD``'s layout, so a checkpoint of either
-loads into the other.
+The update is torch's functional ``torch.optim.sgd.sgd`` with the arguments ``torch.optim.SGD.step``
+passes (the same values bit for bit); ``state``, ``param_groups`` and the state dict have its
+layout, so a checkpoint of either loads into the other.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """Training steps. A step is a callable ``step(idx) -> loss``: it trains on the minibatch ``idx``
 (forward, backward, SGD update) and returns its mean loss as a device scalar valid until the next
-call; ``run_epoch`` drives any step over the epoch's permutation.
-
-:class:`EagerStep` runs op by op; :class:`GraphedStep` replays it captured in a CUDA graph (one
-launch per step). The indices are copied into a static buffer before each replay, dropout draws
-fresh masks at every replay (CUDA's generator is graph-safe), and the warm-up steps before capture
-are undone, so both steps compute the same trajectory.
+call; ``run_epoch`` drives any step over the epoch's permutation. :class:`EagerStep` runs op by op;
+:class:`GraphedStep` replays it captured in a CUDA graph (one launch per step): the indices are
+copied into a static buffer before each replay, dropout draws fresh masks at every replay (CUDA's
+generator is graph-safe), and the warm-up steps before capture are undone, so both steps compute
+the same trajectory.
 """
 
 from __future__ import annotations
