@@ -88,15 +88,20 @@ def smoke_run(tmp_path_factory) -> Path:
 #: Test processes of a plain ``pytest`` (pytest-xdist): one of them runs the SLURM tests, which
 #: mostly wait on SLURM's clock, while the others compute on CI's 2 cores.
 WORKERS = 3
+#: Test files that go first (the scheduler hands out files in this order): the longest, whose
+#: time is mostly waiting, before those that compute.
+FIRST = ("tests/system/test_slurm.py", "tests/workflow/test_reruns.py")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
-    """``pytest`` runs the suite in WORKERS processes (``--dist loadgroup``: the tests of one
-    ``xdist_group`` in one process) where pytest-xdist is installed and no ``-n`` was given;
-    ``pytest -n 0`` runs in one process. tests/cuda alone (benchmarks/gpu_check.sh, on a GPU
-    machine that may lack pytest-xdist) runs in one process. (Here rather than in pyproject's
-    addopts, where ``-n`` is an error without pytest-xdist.)"""
+    """``pytest`` runs the suite in WORKERS processes where pytest-xdist is installed and no
+    ``-n`` was given; ``pytest -n 0`` runs in one process. ``--dist loadfile``: the tests of a
+    file run in one process, in order (the SLURM tests share one cluster and module fixtures;
+    pytest-xdist 3.8's ``xdist_group`` marks do not group on pytest 9, whose node ids it cannot
+    suffix). tests/cuda alone (benchmarks/gpu_check.sh, on a GPU machine that may lack
+    pytest-xdist) runs in one process. (Here rather than in pyproject's addopts, where ``-n`` is
+    an error without pytest-xdist.)"""
     if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
         return  # (an xdist worker: it calls this hook too)
     if config.option.numprocesses is not None:
@@ -106,7 +111,17 @@ def pytest_cmdline_main(config):
         return
     config.option.numprocesses = WORKERS
     if config.option.dist == "no":
-        config.option.dist = "loadgroup"
+        config.option.dist = "loadfile"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files of FIRST first, the rest in the order collected (the same in every process)."""
+    first = {name: i for i, name in enumerate(FIRST)}
+
+    def rank(item):
+        return first.get(item.nodeid.split("::")[0], len(FIRST))
+
+    items.sort(key=rank)  # (stable: each file's tests keep their order)
 
 
 def pytest_sessionfinish(session, exitstatus):

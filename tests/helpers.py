@@ -3,12 +3,15 @@ the workflow, system-component checks, and small settings and data for training 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +34,40 @@ TRITON_KERNELS = {"kernels.triton_kernels": "kernels.epilogues"}
 TIMING = {"epoch_seconds", "eval_seconds"}
 #: Which section of a configuration each setting of :func:`small_settings` belongs to.
 MODEL_KEYS = {"width", "dropout", "init"}
+
+
+#: One lock per checkout, shared by every test process (pytest-xdist's workers, other sessions
+#: on this checkout): a test that edits the checkout's files (``edited``) holds it exclusively,
+#: every Snakemake run and copy of the checkout (``snakemake``, ``planned_jobs``,
+#: ``fresh_copy``) holds it shared, so that no edit meets another test's workflow run.
+CHECKOUT_LOCK = Path(tempfile.gettempdir()) / (
+    "hw5repro-checkout-" + hashlib.sha1(str(REPO).encode()).hexdigest()[:12] + ".lock"
+)
+_held: list[int] = []  # this process's lock mode while it holds the lock (re-entrant)
+
+
+@contextmanager
+def checkout_lock(exclusive: bool = False):
+    """Hold :data:`CHECKOUT_LOCK` (shared, or exclusive); re-entrant within a process (a test
+    that holds it exclusively runs Snakemake under it)."""
+    if _held:
+        if exclusive and _held[-1] != fcntl.LOCK_EX:
+            raise RuntimeError("cannot take the checkout lock exclusively inside a shared hold")
+        _held.append(_held[-1])
+        try:
+            yield
+        finally:
+            _held.pop()
+        return
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    with open(CHECKOUT_LOCK, "a") as f:
+        fcntl.flock(f, mode)
+        _held.append(mode)
+        try:
+            yield
+        finally:
+            _held.pop()
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def in_ci() -> bool:
@@ -225,7 +262,8 @@ def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True, *
         str(configfile),
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    with checkout_lock():
+        proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake failed ({proc.returncode}): {' '.join(cmd)}\n"
@@ -239,6 +277,11 @@ def fresh_copy(dst: Path) -> Path:
     not ignore; symbolic links kept as links, e.g. ./slurm), without results/, .snakemake/ or
     resources/: a user's command then runs at the root of this copy, and its results do not
     land in the checkout the tests run from."""
+    with checkout_lock():
+        return _copy_checkout(dst)
+
+
+def _copy_checkout(dst: Path) -> Path:
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -263,6 +306,11 @@ def edited(path: Path):
     checksum is unchanged), then restore its bytes and modification time. Both writes replace
     the file at once (a temporary file renamed over it): a test or job that imports the module
     meanwhile reads a whole file, never a truncated one."""
+    with checkout_lock(exclusive=True):
+        yield from _edited(path)
+
+
+def _edited(path: Path):
     original, before = path.read_bytes(), path.stat()
 
     def replace(content: bytes, times: tuple[int, int] | None = None) -> None:

@@ -290,7 +290,6 @@ def up_to_date(smoke_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("smoke")  # (with tests/workflow/test_reruns.py: it edits the checkout)
 @pytest.mark.parametrize(
     "name",
     ["index.html.j2", "sections/06_memorisation.md", "sections.yaml", "captions/train_loss.rst"],
@@ -308,7 +307,6 @@ def test_changing_a_template_reruns_only_the_report(up_to_date, name):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("smoke")
 def test_snakemake_report_zip(smoke_run):
     snakemake(smoke_run, smoke_run / "config.yaml", "--report", "results/snakemake-report.zip")
     archive = smoke_run / "results" / "snakemake-report.zip"

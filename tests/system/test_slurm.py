@@ -11,6 +11,7 @@ logs, and not resubmitted.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import json
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,9 +36,9 @@ from helpers import (
     write_config,
 )
 
-# One xdist worker runs these in order (one cluster; the cluster's start test needs it down):
-# their waits on SLURM's clock overlap with the other workers' computing tests.
-pytestmark = [pytest.mark.system, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+# One xdist worker runs this file, in order (--dist loadfile; one cluster; the cluster's start
+# test needs it down): its waits on SLURM's clock overlap with the other workers' tests.
+pytestmark = [pytest.mark.system, pytest.mark.slow]
 
 SLURM_SCRIPTS = REPO / "tests" / "slurm"
 SLURM_DIR = Path(os.environ.get("HW5_SLURM_DIR", "/tmp/hw5-slurm"))
@@ -69,6 +71,11 @@ LOCAL_RULES = {
     "provenance",
     "report",
 }
+
+
+#: What a test's copy of the SLURM run's clone leaves out: its SLURM logs, and the checkpoints
+#: its finished runs keep (a copied one would make a test see "the first checkpoint" at once).
+COPY_IGNORES = shutil.ignore_patterns("slurm_logs", "checkpoint.pt*")
 
 
 def _slurm_installed() -> bool:
@@ -123,25 +130,37 @@ def test_start_cluster_waits_for_daemons_that_write_their_pid_file_late(tmp_path
     require_system(_slurm_installed(), "SLURM not installed: run tests/slurm/install.sh (as root)")
     require_system(os.geteuid() == 0, "starting the SLURM test cluster needs root")
     env = _late_daemons(tmp_path / "late", delay_s=2)
-    require_system(not _cluster_up(env), "the test cluster must be down to test its start")
-    try:
-        start = _bash("start-cluster.sh", env)
-        assert start.returncode == 0, start.stdout + start.stderr
-        assert f"node {os.uname().nodename.split('.')[0]} idle" in start.stdout
-        assert _cluster_up(env)
-    finally:
-        _run_script("stop-cluster.sh", env)
-    assert not _cluster_up(env)
+    with _cluster_lock():
+        require_system(not _cluster_up(env), "the test cluster must be down to test its start")
+        try:
+            start = _bash("start-cluster.sh", env)
+            assert start.returncode == 0, start.stdout + start.stderr
+            assert f"node {os.uname().nodename.split('.')[0]} idle" in start.stdout
+            assert _cluster_up(env)
+        finally:
+            _run_script("stop-cluster.sh", env)
+        assert not _cluster_up(env)
 
-    never = _late_daemons(tmp_path / "never", delay_s=0, start=False)
-    failed = _bash("start-cluster.sh", {**never, "HW5_SLURM_PIDFILE_GRACE": "2"})
-    assert failed.returncode == 1
-    assert "ERROR: slurmctld wrote no pid file" in failed.stderr
-    _run_script("stop-cluster.sh", env)
+        never = _late_daemons(tmp_path / "never", delay_s=0, start=False)
+        failed = _bash("start-cluster.sh", {**never, "HW5_SLURM_PIDFILE_GRACE": "2"})
+        assert failed.returncode == 1
+        assert "ERROR: slurmctld wrote no pid file" in failed.stderr
+        _run_script("stop-cluster.sh", env)
+
+
+@contextlib.contextmanager
+def _cluster_lock():
+    """One test session at a time on this machine's single cluster (also across sessions)."""
+    with open(Path(tempfile.gettempdir()) / "hw5-slurm-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory):
+def slurm_env():
     """A running SLURM cluster (started here and stopped at the end, unless it was already up);
     yields the environment for sbatch/squeue/snakemake with SLURM_CONF set."""
     require_system(_slurm_installed(), "SLURM not installed: run tests/slurm/install.sh (as root)")
@@ -151,11 +170,14 @@ def slurm_env(tmp_path_factory):
         "HW5_SLURM_DIR": str(SLURM_DIR),
         "SLURM_CONF": str(SLURM_DIR / "slurm.conf"),
     }
-    # One test session at a time on this machine's single cluster.
-    lock = open(tmp_path_factory.getbasetemp().parent / "hw5-slurm-test.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    with _cluster_lock():
+        yield from _running_cluster(env)
+
+
+def _running_cluster(env: dict):
+    """The cluster started (unless it was up already) and stopped after."""
+    was_up = _cluster_up(env)
     try:
-        was_up = _cluster_up(env)
         start = _run_script("start-cluster.sh", env)
         print(start.stdout)
         env_file = SLURM_DIR / "env.sh"
@@ -163,12 +185,8 @@ def slurm_env(tmp_path_factory):
         assert _cluster_up(env)
         yield env
     finally:
-        try:
-            if not was_up:
-                print(_run_script("stop-cluster.sh", env).stdout)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            lock.close()
+        if not was_up:
+            print(_run_script("stop-cluster.sh", env).stdout)
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -336,7 +354,7 @@ def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(slurm_env, s
     rule log (with the clear error) and keeps other jobs' outputs."""
     src = slurm_run[0]
     workdir = tmp_path / "hw5repro"
-    shutil.copytree(src, workdir, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
+    shutil.copytree(src, workdir, symlinks=True, ignore=COPY_IGNORES)
     experiment = {**EXPERIMENT, "label_ratios": [0.0, 0.5, 1.0]}
     config = write_config(
         tmp_path / "config.yaml", experiment=experiment, training={**TRAINING, "device": "cuda"}
@@ -392,7 +410,7 @@ def test_a_training_job_warned_of_its_time_limit_checkpoints_and_stops(
 
     src = slurm_run[0]
     workdir = tmp_path / "hw5repro"
-    shutil.copytree(src, workdir, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
+    shutil.copytree(src, workdir, symlinks=True, ignore=COPY_IGNORES)
     run, epochs = "labels_r1_s0", 2000  # far more than the minutes to the warning: only it stops
     config = write_config(
         tmp_path / "config.yaml",
@@ -443,9 +461,9 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tm
 
     src = slurm_run[0]
     workdir = tmp_path / "hw5repro"
-    shutil.copytree(src, workdir, symlinks=True, ignore=shutil.ignore_patterns("slurm_logs"))
+    shutil.copytree(src, workdir, symlinks=True, ignore=COPY_IGNORES)
     run = "labels_r1_s0"
-    epochs = 150  # long enough to requeue it while it runs
+    epochs = 60  # long enough to requeue it while it runs (about a second an epoch)
     training = {**TRAINING, "epochs": epochs, "checkpoint_every": 2}
     config = write_config(tmp_path / "config.yaml", experiment=EXPERIMENT, training=training)
     env = {**slurm_env, "PATH": os.pathsep.join([str(Path(SNAKEMAKE).parent), slurm_env["PATH"]])}

@@ -15,9 +15,9 @@ from helpers import (
     write_config,
 )
 
-# One xdist worker runs every test that plans jobs on the shared smoke run or edits the
-# checkout's files (tests/reporting/test_render.py's too): an edit never meets another's dry run.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("smoke")]
+# An edit of the checkout (helpers.edited) holds the checkout lock exclusively, every Snakemake
+# run of the tests holds it shared: no edit meets another test's run, also under pytest-xdist.
+pytestmark = pytest.mark.slow
 
 DATA_RULES = {"fetch_mnist"}
 PACKAGE = REPO / "workflow" / "hw5repro"
