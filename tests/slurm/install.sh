@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install a single-node SLURM (Debian/Ubuntu packages) for tests/test_slurm.py; CI calls this as root.
+# Install a single-node SLURM (Debian/Ubuntu packages) for tests/system/test_slurm.py; CI calls this as root.
 # Package post-install scripts try to start the services, which fails without systemd: a temporary
 # /usr/sbin/policy-rc.d that exits 101 keeps them from starting anything. The cluster itself is
 # started by tests/slurm/start-cluster.sh.

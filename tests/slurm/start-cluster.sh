@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a real single-node SLURM cluster for tests/test_slurm.py (and for trying the profile in
+# Start a real single-node SLURM cluster for tests/system/test_slurm.py (and for trying the profile in
 # profiles/slurm by hand). Needs root and the packages from tests/slurm/install.sh; installs nothing.
 #
 #   tests/slurm/start-cluster.sh          # idempotent: does nothing if the cluster is already up

@@ -1,5 +1,5 @@
 #!/bin/sh
-# System tools for the report's system tests (tests/test_report_browser.py, tests/test_report_pdf.py)
+# System tools for the report's system tests (tests/system/test_report_browser.py, tests/system/test_report_pdf.py)
 # and for report.pdf: TeX Live + latexmk (the packages report/report.tex.j2 uses: amsmath,
 # graphicx, booktabs, longtable, adjustbox, caption, placeins, fancyvrb, xcolor, hyperref,
 # geometry, lmodern), Debian's Chromium for the headless browser check and poppler-utils (pdfinfo).

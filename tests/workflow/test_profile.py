@@ -1,6 +1,6 @@
 """`snakemake --cores 8 --profile slurm`, typed at the repository root of a fresh clone, finds the
 project's SLURM profile (issue 11, item 1). No cluster needed: a dry run resolves the profile and
-plans the jobs; tests/test_slurm.py runs the same command line on a real SLURM cluster."""
+plans the jobs; tests/system/test_slurm.py runs the same command line on a real SLURM cluster."""
 
 import subprocess
 
@@ -30,7 +30,7 @@ def test_profile_name_resolves_from_the_repository_root(tmp_path):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert "Using profile slurm for setting default command line arguments." in output
-    # The whole smoke workflow is planned (which jobs go to SLURM: tests/test_slurm.py).
+    # The whole smoke workflow is planned (which jobs go to SLURM: tests/system/test_slurm.py).
     assert output.count("\nrule train:") == 12 and "\nrule report:" in output
 
     # Elsewhere, the same name is not found: the link at the root is what makes it work.
