@@ -18,6 +18,7 @@ from hw5repro.experiment import (
     train_jobs,
 )
 from hw5repro.mnist import FILES as MNIST_FILES, check_local_dir
+from hw5repro.pipeline.command_line import CommandLineError, check_configfiles
 from hw5repro.settings import (
     load_schema,
     result_config,
@@ -25,6 +26,13 @@ from hw5repro.settings import (
     training_params,
     values_left_as_text,
 )
+
+# A repeated --configfile (Snakemake keeps only the last one's files) stops the run before any job.
+if workflow.is_main_process:
+    try:
+        check_configfiles(sys.argv)
+    except CommandLineError as error:
+        raise WorkflowError(error) from None
 
 # Fills every key a preset leaves out with the schema's default (the paper configuration).
 # Snakemake reads a value nested in --config 'section={...}' as text: the error then says so.
