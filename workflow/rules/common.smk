@@ -19,13 +19,8 @@ from hw5repro.experiment import (
 )
 from hw5repro.mnist import FILES as MNIST_FILES, check_local_dir
 from hw5repro.pipeline.command_line import CommandLineError, check_configfiles
-from hw5repro.settings import (
-    load_schema,
-    result_config,
-    text_values_hint,
-    training_params,
-    values_left_as_text,
-)
+from hw5repro.pipeline.config_check import config_error, full_errors_wanted
+from hw5repro.settings import load_schema, result_config, training_params
 
 # A repeated --configfile (Snakemake keeps only the last one's files) stops the run before any job.
 if workflow.is_main_process:
@@ -36,13 +31,13 @@ if workflow.is_main_process:
 
 # Fills every key a preset leaves out with the schema's default (the paper configuration).
 # Snakemake reads a value nested in --config 'section={...}' as text: the error then says so.
+# An invalid configuration fails in a few lines (hw5repro.pipeline.config_check).
 try:
     validate(config, schema="../../config/schema.yaml", set_default=True)
 except WorkflowError as error:
-    text_keys = values_left_as_text(config, load_schema())
-    if not text_keys:
-        raise
-    raise WorkflowError(error, text_values_hint(text_keys)) from None
+    raise config_error(
+        config, load_schema(), error, full=full_errors_wanted(sys.argv)
+    ) from None
 # data.local_dir: checked before any job, not again inside each job (a node need not see it).
 if workflow.is_main_process:
     check_local_dir(config["data"]["local_dir"])
