@@ -49,7 +49,8 @@ EXPERIMENT = {
     "seeds": [0],
     "fit_threshold": 0.9,
 }
-TRAINING = {"epochs": 2}
+#: (training.device: cpu: the cluster's GPUs have no driver, where a job with ``auto`` fails.)
+TRAINING = {"epochs": 2, "device": "cpu"}
 
 SUBMITTED = re.compile(
     r"Job (?P<job>\d+) has been submitted with SLURM jobid (?P<slurm_id>\d+) "
@@ -285,7 +286,7 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
         assert job["time_limit"] == f"00:{resources['runtime']:02d}:00"
         assert job["cpus"] == resources["threads"]
         # The training process saw its GPU as on a GPU node (CUDA_VISIBLE_DEVICES set by SLURM;
-        # no driver here, so torch falls back to the CPU with training.device: auto). The job
+        # no driver here, so the configuration asks for the CPU: training.device: cpu). The job
         # step passes on the job's identity, not SLURM_GPUS (the request is TresPerJob above).
         info = json.loads((clone / f"results/runs/{job['run_id']}/run.json").read_text())
         assert info["device"] == "cpu"

@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import torch
 
+from .pipeline.gpu_check import check_allocated_gpu
+
 #: cuBLAS's workspace setting that PyTorch's deterministic mode asks for on CUDA (one of two).
 CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
@@ -16,8 +18,10 @@ class DeviceError(RuntimeError):
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda``/``cuda:N`` must exist."""
+    """``auto`` -> CUDA when available, else CPU (unless a GPU was allocated to the job:
+    :func:`hw5repro.pipeline.gpu_check.check_allocated_gpu`); ``cuda``/``cuda:N`` must exist."""
     if spec == "auto":
+        check_allocated_gpu()  # a GPU allocated to the job but unusable fails here
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda":
