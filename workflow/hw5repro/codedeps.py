@@ -44,7 +44,7 @@ def _with_parents(parts: list[str]) -> set[str]:
 
 
 def module_file(name: str, package_dir: str | Path = PACKAGE_DIR) -> Path:
-    """The file of module ``name`` (dotted, below the package): ``a/b.py`` or ``a/b/__init__.py``."""
+    """The file of module ``name`` (dotted, below the package): a/b.py or a/b/__init__.py."""
     base = Path(package_dir).joinpath(*name.split("."))
     package = base / "__init__.py"
     return (

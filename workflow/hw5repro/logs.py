@@ -10,6 +10,8 @@ import socket
 import sys
 from pathlib import Path
 
+from .pipeline.stops import StoppedBySignal, report_stop
+
 
 def setup_logging(
     log_path: str | Path | None = None,
@@ -55,6 +57,9 @@ def setup_logging(
         )
 
     def excepthook(kind, value, tb):
+        if issubclass(kind, StoppedBySignal):  # checkpointed on SIGTERM: no error (WARNING)
+            report_stop(logging.getLogger("hw5repro"), value)
+            return
         # a SIGTERM's exception says all there is: where the signal came is no error's cause
         trace = None if issubclass(kind, Terminated) else (kind, value, tb)
         logging.getLogger("hw5repro").error("job failed: %s", value, exc_info=trace)

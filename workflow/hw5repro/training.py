@@ -38,6 +38,7 @@ from .device import (
 from .evaluation import EpochEvaluator, EpochResult
 from .first_conv import first_conv_used
 from .model import AlexNet, conv_bias_used
+from .pipeline.stops import StoppedBySignal
 from .runset import make_runs, model_settings
 from .settings import is_inert, is_operational
 from .side_by_side import SideBySideAlexNets
@@ -69,7 +70,7 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
 
-class Preempted(RuntimeError):
+class Preempted(StoppedBySignal):
     """SIGTERM arrived; a checkpoint was written and the job should be restarted."""
 
 
