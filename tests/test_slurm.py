@@ -263,7 +263,10 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
     clone, output, jobs, seconds = slurm_run
     resources = preset_config("smoke")["resources"]["train"]
     run_uuid = RUN_UUID.search(output).group(1)
-    assert "Using profile slurm for setting default command line arguments." in output
+    assert (
+        "Using profiles slurm and workflow specific profile profiles/default for setting "
+        "default command line arguments."
+    ) in output
 
     # Only the training jobs went to the cluster; every other job ran on this node.
     headers = JOB_HEADER.findall(output)

@@ -19,6 +19,7 @@ from hw5repro.experiment import (
 )
 from hw5repro.mnist import FILES as MNIST_FILES, check_local_dir
 from hw5repro.pipeline.command_line import CommandLineError, check_configfiles
+from hw5repro.pipeline.reruns import MANIFEST as MNIST_MANIFEST
 from hw5repro.pipeline.config_check import config_error, full_errors_wanted
 from hw5repro.settings import load_schema, result_config, training_params
 
@@ -72,13 +73,13 @@ def repo_files(paths):
 
 
 def code(script):
-    """The package modules a step runs, computed from its imports: ``code("train.py")`` is every
-    hw5repro module that workflow/scripts/train.py imports, transitively. Editing one reruns the
-    step and what follows."""
+    """The script of a step and the package modules it runs, computed from its imports:
+    ``code("train.py")`` is workflow/scripts/train.py and every hw5repro module it imports,
+    transitively. Editing one reruns the step and what follows (compared by content, not by
+    time: hw5repro.pipeline.reruns)."""
     start = REPO / "workflow" / "scripts" / script
-    return sorted(
-        repo_files(module_dependencies(start, REPO / "workflow" / "hw5repro"))
-    )
+    modules = module_dependencies(start, REPO / "workflow" / "hw5repro")
+    return sorted(repo_files([start, *modules]))
 
 
 def template(*names):

@@ -9,7 +9,10 @@ rule fetch_mnist:
     input:
         code=code("fetch_mnist.py"),
     output:
-        expand("resources/mnist/{file}", file=MNIST_FILES),
+        raw=expand("resources/mnist/{file}", file=MNIST_FILES),
+        # what training depends on: the files' checksums, small enough for Snakemake to compare
+        # by content (hw5repro.pipeline.reruns)
+        manifest=f"resources/mnist/{MNIST_MANIFEST}",
     log:
         "results/logs/fetch_mnist.log",
     benchmark:

@@ -3,7 +3,7 @@
 # results/runs/{run} either way.
 rule train:
     input:
-        raw=rules.fetch_mnist.output,
+        data=rules.fetch_mnist.output.manifest,
         code=code("train.py"),
     output:
         **train_outputs(),

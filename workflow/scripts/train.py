@@ -18,7 +18,7 @@ for checkpoint in params.checkpoints:
     hold_run_lock(Path(checkpoint).parent)
 train_job(
     runs=params.runs,
-    raw_dir=Path(snakemake.input.raw[0]).parent,  # noqa: F821
+    raw_dir=Path(snakemake.input.data).parent,  # noqa: F821
     data=params.data,
     # result settings (params) + operational ones (checkpoint_every, ...) from the config
     config=job_config(params.settings, snakemake.config),  # noqa: F821
