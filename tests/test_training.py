@@ -232,8 +232,12 @@ def test_checkpoint_of_other_settings_is_set_aside_and_training_restarts(tmp_pat
             data, settings, seed=3, checkpoint=ckpt, progress=False, fingerprint=fingerprint
         )
 
-    resume(small_settings(epochs=3, lr=0.2), "lr=0.2")
-    assert torch.load(ckpt, weights_only=True)["epoch"] == 3
+    # an unfinished training's checkpoint (a finished one's is removed: test_idempotent_training)
+    from hw5repro.training import train_runs
+
+    train_runs([data], small_settings(epochs=3, lr=0.2, checkpoint_every=2), [3], [ckpt],
+               ["lr=0.2"], progress=False, final_checkpoint=False)  # fmt: skip
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
     fresh, _, _ = train(data, small_settings(epochs=2), seed=3, progress=False)
     with caplog.at_level("WARNING"):
         metrics, _, info = resume(small_settings(epochs=2), "lr=0.05")
@@ -243,7 +247,7 @@ def test_checkpoint_of_other_settings_is_set_aside_and_training_restarts(tmp_pat
     strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
     assert strip(metrics) == strip(fresh)
     stale = list(tmp_path.glob("ckpt.pt.stale-*"))
-    assert len(stale) == 1 and torch.load(stale[0], weights_only=True)["epoch"] == 3
+    assert len(stale) == 1 and torch.load(stale[0], weights_only=True)["epoch"] == 2
     # the same fingerprint resumes
     _, _, info = resume(small_settings(epochs=3), "lr=0.05")
     assert info["resumed_from_epoch"] == 2
@@ -587,7 +591,13 @@ def test_train_job_fingerprint_covers_results_settings_and_data(tmp_path):
 
     model = load_model(outputs.model)
     assert sum(p.numel() for p in model.parameters()) == first["parameters"]
-    assert not (tmp_path / "ckpt.pt").exists()
+    # the last job's checkpoint after its last epoch is kept (a rerun writes the outputs from it);
+    # the finished ones of other settings or data were removed, not set aside
+    kept = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert (
+        kept["final"] and kept["epoch"] == 2 and kept["fingerprint"] == other_files["fingerprint"]
+    )
+    assert [p.name for p in tmp_path.glob("ckpt.pt*")] == ["ckpt.pt"]
 
 
 def test_an_operation_without_a_deterministic_algorithm_names_the_setting(tmp_path, monkeypatch):
@@ -655,7 +665,7 @@ def test_a_fused_job_writes_each_run_and_ties_its_checkpoints_to_the_group(tmp_p
     assert infos[0]["fingerprint"] != infos[1]["fingerprint"]
     metrics = [pd.read_csv(out["metrics"]) for out in outputs]
     assert not metrics[0]["train_loss"].equals(metrics[1]["train_loss"])  # own seeds
-    assert not any(path.exists() for path in checkpoints)
+    assert all(path.exists() for path in checkpoints)  # kept: a rerun writes the outputs again
     alone = {key: tmp_path / "alone" / file for key, file in FILES.items()}
     train_job(names[:1], raw, DATA, config, [alone], [tmp_path / "c"])
     assert json.loads(alone["info"].read_text())["fingerprint"] != infos[0]["fingerprint"]

@@ -4,9 +4,11 @@ A checkpoint holds everything needed to continue a run exactly (weights, optimis
 states, epoch, metrics so far) plus a *fingerprint*: a hash of the run's name, every
 result-affecting setting and the SHA-256 of the data it was trained on. A checkpoint
 whose fingerprint differs from the current job's (the configuration or the data changed since it
-was written) is never resumed: it is set aside beside the original with a warning, and training
-starts from epoch 0. :class:`RunCheckpoints` is what the training loop uses: one such file per
-run, in a single run's format also for runs trained fused, so a run resumes fused or alone.
+was written) is never resumed: it is set aside beside the original with a warning (or removed,
+when it is the last checkpoint of a finished training, whose results were its outputs), and
+training starts from epoch 0. :class:`RunCheckpoints` is what the training loop uses: one such
+file per run, in a single run's format also for runs trained fused, so a run resumes fused or
+alone.
 
 Every tensor is moved to the CPU before saving and loaded with ``map_location="cpu"``, so a
 checkpoint written on ``cuda:0`` resumes on the CPU, on ``cuda:0`` or on ``cuda:1`` alike
@@ -103,6 +105,15 @@ def load(path: str | Path | None, fingerprint: str | None, desc: str = "run") ->
         return _set_aside(path, "unreadable", why, desc)
     if state.get("fingerprint") == fingerprint:
         return state
+    if state.get("final"):  # a finished training's: its results are the outputs being replaced
+        path.unlink()
+        log.info(
+            "%s: checkpoint %s of a finished training with other settings or data removed; "
+            "training starts from epoch 0",
+            desc,
+            path,
+        )
+        return None
     why = (
         f"was written for other settings or data (fingerprint {str(state.get('fingerprint'))[:12]}"
         f", this job {str(fingerprint)[:12]})"
@@ -183,16 +194,23 @@ class RunCheckpoints:
             log.info("resumed %s from %s at epoch %d", desc, path, epoch)
         return epoch, [list(s["metrics"]) for s in states]
 
-    def save(self, runs, device, epoch: int, metrics: list[list[dict]]) -> None:
-        """Checkpoint every run at ``epoch``: the state is copied to the host now, the files are
-        written in the background (after the previous checkpoint's, whose error this raises)."""
+    def save(self, runs, device, epoch: int, metrics: list[list[dict]], final=False) -> None:
+        """Checkpoint every run at ``epoch`` (``final``: the training's last): the state is copied
+        to the host now, the files are written in the background (after the previous
+        checkpoint's, whose error this raises)."""
         started = time.perf_counter()
         self.wait()
         snapshots = []
         for k in range(len(self.paths)):
             state = runs.run_state(k)
             rng = {**_global_rng(device), "perm": state.pop("perm")}
-            state = {**state, "rng": rng, "epoch": epoch, "metrics": list(metrics[k])}
+            state = {
+                **state,
+                "rng": rng,
+                "epoch": epoch,
+                "metrics": list(metrics[k]),
+                "final": final,
+            }
             snapshots.append({**to_cpu(state, copy=True), "fingerprint": self.fingerprints[k]})
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")

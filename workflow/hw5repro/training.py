@@ -211,9 +211,9 @@ def train_runs(
 
     With checkpoint paths the runs resume from their checkpoints when every one exists and
     belongs to its fingerprint (else they are set aside), and write them every
-    ``settings.checkpoint_every`` epochs and on SIGTERM (then :class:`Preempted` is raised);
-    ``final_checkpoint=False`` skips the one after the last epoch, for a caller that writes the
-    results and removes the checkpoints (the workflow's job).
+    ``settings.checkpoint_every`` epochs, after the last epoch (unless ``final_checkpoint`` is
+    false) and on SIGTERM (then :class:`Preempted` is raised). The workflow's job keeps the last
+    one: a rerun of a finished run resumes after its last epoch and trains nothing.
     """
     configured, settings = settings, resolve_settings(settings)
     device, precision = torch.device(settings.device), settings.precision
@@ -258,7 +258,7 @@ def train_runs(
 
     def checkpoint_after(epoch):  # every checkpoint_every epochs, and on SIGTERM
         last = epoch + 1 == settings.epochs
-        due = (epoch + 1) % settings.checkpoint_every == 0 and (final_checkpoint or not last)
+        due = final_checkpoint if last else (epoch + 1) % settings.checkpoint_every == 0
         return saved.paths[0] is not None and (sigterm.raised or due)
 
     with _SigtermFlag() as sigterm, evaluator.training(), saved:  # exit: the last write is done
@@ -268,7 +268,7 @@ def train_runs(
             record(evaluator.submit(epoch, started, losses, with_test(epoch)))
             if checkpoint_after(epoch):
                 record(evaluator.drain())
-                saved.save(runs, device, epoch + 1, metrics)
+                saved.save(runs, device, epoch + 1, metrics, final=epoch + 1 == settings.epochs)
             if sigterm.raised:
                 raise Preempted(
                     f"{', '.join(descs)}: stopped by SIGTERM after epoch {epoch + 1}; "
@@ -388,7 +388,9 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
     """The Snakemake training job of one run, or of several runs fused (``runs_per_job`` > 1):
     make each run's data, train (resuming from checkpoints of the same runs, settings and data),
     and write for every run its metrics CSV, final model (weights + model settings) and a JSON of
-    facts; the checkpoints are removed at the end. ``runs``, ``outputs`` (each with ``metrics``,
+    facts. The checkpoint after the last epoch is kept: a rerun of the job with the same
+    fingerprint (after Snakemake lost track of it, say) writes the outputs again from it in
+    seconds, training nothing. ``runs``, ``outputs`` (each with ``metrics``,
     ``model`` and ``info`` paths) and ``checkpoint_paths``: one per run. The data are made here,
     not read from files of earlier jobs: the subset of the verified MNIST files in ``raw_dir``
     (``data``: ``seed``, ``train_size``, ``test_size``) and the run's corruption, both
@@ -428,8 +430,16 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
             checkpoint_paths=list(checkpoint_paths),
             fingerprints=identities,
             descs=names,
-            final_checkpoint=False,  # the results are written below and the checkpoints removed
         )
+    if info["resumed_from_epoch"] == settings.epochs:
+        for name, identity in zip(names, identities, strict=True):
+            log.info(
+                "%s: already trained (%d epochs, fingerprint %s): outputs written again from its "
+                "checkpoint",
+                name,
+                settings.epochs,
+                identity[:12],
+            )
     device = torch.device(info["device"])
     common = info | {
         "job": job or names[0],  # runs_fused (from train_runs) says how many runs it trained
@@ -476,5 +486,3 @@ def train_job(runs, raw_dir, data, config, outputs, checkpoint_paths, threads=No
             "images_per_second": run_data.train_x.shape[0] * len(rows) / max(train_seconds, 1e-9),
         }
         Path(out["info"]).write_text(json.dumps(run_info, indent=2))
-    for path in checkpoint_paths:
-        Path(path).unlink(missing_ok=True)

@@ -154,6 +154,11 @@ def job_checkpoints(wildcards):
     return expand("results/runs/{run}/checkpoint.pt", run=job_runs(wildcards))
 
 
+def job_run_logs(wildcards):
+    """Each run's own log across all its jobs (hw5repro.pipeline.run_log), never removed."""
+    return expand("results/runs/{run}/train.log", run=job_runs(wildcards))
+
+
 def job_attempts(wildcards):
     """The job's log history across attempts (hw5repro.logs), outside its outputs."""
     if RUNS_PER_JOB == 1:

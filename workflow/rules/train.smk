@@ -25,6 +25,7 @@ rule train:
         run_files=job_run_files,
         checkpoints=job_checkpoints,
         attempts=job_attempts,
+        run_logs=job_run_logs,
     script:
         "../scripts/train.py"
 

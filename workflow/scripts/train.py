@@ -1,11 +1,15 @@
 from pathlib import Path
 
 from hw5repro.logs import end_history, fail_on_sigterm, setup_logging
+from hw5repro.pipeline.run_log import keep_run_log
 
 params = snakemake.params  # noqa: F821 - injected by Snakemake
 # The log keeps earlier attempts of this job (e.g. before SLURM requeued it), which the attempts
 # file (results/runs/{run}/attempts.log for a single run) holds until the job succeeds.
 setup_logging(snakemake.log[0], mode="a", history=params.attempts)  # noqa: F821
+# ... and every run's own log, which Snakemake never removes (hw5repro.pipeline.run_log).
+for run_log in params.run_logs:
+    keep_run_log(run_log, snakemake.wildcards.job)  # noqa: F821
 # Before PyTorch's import (seconds): a SIGTERM from here on is an error in the log.
 fail_on_sigterm()
 
