@@ -275,6 +275,14 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
     assert (clone / "results" / "report" / "index.html").is_file()
     assert sorted(job["rule"] for job in jobs) == ["train", "train"], jobs
 
+    # A quiet console: no empty shell command after every job (every rule runs a script), no
+    # SLURM resource on a local job, the plugin's account guess once (profiles/slurm/README.md).
+    assert "Shell command" not in output
+    local_resources = _local_job_resources(output)
+    assert len(local_resources) == len(LOCAL_RULES), output[-3000:]
+    assert not [r for r in local_resources if "slurm" in r], local_resources
+    assert output.count("No SLURM account given, trying to guess.") == 1
+
     # Training: one GPU job per run, in partition gpu, with the config's resources, requeued by
     # SLURM if preempted or its node fails; completed under this Snakemake run's name.
     train = sorted(jobs, key=lambda j: j["run_id"])
@@ -320,6 +328,17 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
         "jobs": jobs,
     }
     _save_evidence(clone, evidence)
+
+
+def _local_job_resources(output: str) -> list[str]:
+    """The ``resources:`` line of each local job on the console (its block's indented lines)."""
+    found, in_local = [], False
+    for line in output.splitlines():
+        if not line.startswith("    "):
+            in_local = bool(re.fullmatch(r"localrule \w+:", line))
+        elif in_local and line.startswith("    resources: "):
+            found.append(line.removeprefix("    resources: "))
+    return found
 
 
 def _save_evidence(workdir: Path, evidence: dict) -> None:
