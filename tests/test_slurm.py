@@ -276,12 +276,13 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
     assert sorted(job["rule"] for job in jobs) == ["train", "train"], jobs
 
     # A quiet console: no empty shell command after every job (every rule runs a script), no
-    # SLURM resource on a local job, the plugin's account guess once (profiles/slurm/README.md).
+    # SLURM resource on a local job, the plugin's account guess at most once per submission
+    # thread, of which it has two (profiles/slurm/README.md, 'Messages you can ignore').
     assert "Shell command" not in output
     local_resources = _local_job_resources(output)
     assert len(local_resources) == len(LOCAL_RULES), output[-3000:]
     assert not [r for r in local_resources if "slurm" in r], local_resources
-    assert output.count("No SLURM account given, trying to guess.") == 1
+    assert 1 <= output.count("No SLURM account given, trying to guess.") <= 2
 
     # Training: one GPU job per run, in partition gpu, with the config's resources, requeued by
     # SLURM if preempted or its node fails; completed under this Snakemake run's name.
