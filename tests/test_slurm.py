@@ -472,10 +472,11 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tm
     target = f"results/runs/{run}/metrics.csv"
     cmd = ["snakemake", target, "--cores", "8", "--profile", "slurm", "--configfile", str(config)]
     console = tmp_path / "snakemake.out"  # a file, not a pipe nobody reads while it runs
+    checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
+    checkpoint.unlink()  # the copied run's last one: the checkpoint awaited below is this job's
     with console.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
 
         def submitted_job():
             m = SUBMITTED.search(console.read_text())
@@ -513,7 +514,11 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tm
     resumed = re.search(rf"resumed {run} from \S+ at epoch (\d+)", log)
     assert resumed and 2 <= int(resumed.group(1)) < epochs, log
     assert len(_read_metrics(workdir / f"results/runs/{run}/metrics.csv")) == epochs
-    assert not checkpoint.exists()
+    # the checkpoint after the last epoch is kept (a rerun of the finished run writes from it)
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert state["final"] and state["epoch"] == epochs
 
 
 def test_a_group_of_fused_runs_is_one_slurm_job_with_one_gpu(slurm_env, slurm_run, tmp_path):
