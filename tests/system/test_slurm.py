@@ -53,7 +53,8 @@ EXPERIMENT = {
     "seeds": [0],
     "fit_threshold": 0.9,
 }
-TRAINING = {"epochs": 2}
+#: (training.device: cpu: the cluster's GPUs have no driver, where a job with ``auto`` fails.)
+TRAINING = {"epochs": 2, "device": "cpu"}
 
 SUBMITTED = re.compile(
     r"Job (?P<job>\d+) has been submitted with SLURM jobid (?P<slurm_id>\d+) "
@@ -282,7 +283,10 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
     clone, output, jobs, seconds = slurm_run
     resources = preset_config("smoke")["resources"]["train"]
     run_uuid = RUN_UUID.search(output).group(1)
-    assert "Using profile slurm for setting default command line arguments." in output
+    assert (
+        "Using profiles slurm and workflow specific profile profiles/default for setting "
+        "default command line arguments."
+    ) in output
 
     # Only the training jobs went to the cluster; every other job ran on this node.
     headers = JOB_HEADER.findall(output)
@@ -290,6 +294,15 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
     assert {rule for local, rule in headers if local} == LOCAL_RULES, headers
     assert (clone / "results" / "report" / "index.html").is_file()
     assert sorted(job["rule"] for job in jobs) == ["train", "train"], jobs
+
+    # A quiet console: no empty shell command after every job (every rule runs a script), no
+    # SLURM resource on a local job, the plugin's account guess at most once per submission
+    # thread, of which it has two (profiles/slurm/README.md, 'Messages you can ignore').
+    assert "Shell command" not in output
+    local_resources = _local_job_resources(output)
+    assert len(local_resources) == len(LOCAL_RULES), output[-3000:]
+    assert not [r for r in local_resources if "slurm" in r], local_resources
+    assert 1 <= output.count("No SLURM account given, trying to guess.") <= 2
 
     # Training: one GPU job per run, in partition gpu, with the config's resources, requeued by
     # SLURM if preempted or its node fails; completed under this Snakemake run's name.
@@ -305,7 +318,7 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
         assert job["time_limit"] == f"00:{resources['runtime']:02d}:00"
         assert job["cpus"] == resources["threads"]
         # The training process saw its GPU as on a GPU node (CUDA_VISIBLE_DEVICES set by SLURM;
-        # no driver here, so torch falls back to the CPU with training.device: auto). The job
+        # no driver here, so the configuration asks for the CPU: training.device: cpu). The job
         # step passes on the job's identity, not SLURM_GPUS (the request is TresPerJob above).
         info = json.loads((clone / f"results/runs/{job['run_id']}/run.json").read_text())
         assert info["device"] == "cpu"
@@ -336,6 +349,17 @@ def test_user_command_runs_training_as_slurm_jobs(slurm_env, slurm_run, local_ru
         "jobs": jobs,
     }
     _save_evidence(clone, evidence)
+
+
+def _local_job_resources(output: str) -> list[str]:
+    """The ``resources:`` line of each local job on the console (its block's indented lines)."""
+    found, in_local = [], False
+    for line in output.splitlines():
+        if not line.startswith("    "):
+            in_local = bool(re.fullmatch(r"localrule \w+:", line))
+        elif in_local and line.startswith("    resources: "):
+            found.append(line.removeprefix("    resources: "))
+    return found
 
 
 def _save_evidence(workdir: Path, evidence: dict) -> None:
@@ -470,10 +494,11 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tm
     target = f"results/runs/{run}/metrics.csv"
     cmd = ["snakemake", target, "--cores", "8", "--profile", "slurm", "--configfile", str(config)]
     console = tmp_path / "snakemake.out"  # a file, not a pipe nobody reads while it runs
+    checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
+    checkpoint.unlink()  # the copied run's last one: the checkpoint awaited below is this job's
     with console.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
 
         def submitted_job():
             m = SUBMITTED.search(console.read_text())
@@ -513,4 +538,4 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tm
     assert len(_read_metrics(workdir / f"results/runs/{run}/metrics.csv")) == epochs
     # the job keeps its final checkpoint: run again, it trains nothing
     final = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    assert final["epoch"] == epochs and len(final["metrics"]) == epochs
+    assert final["epoch"] == epochs and len(final["metrics"]) == epochs and final["final"]

@@ -29,7 +29,10 @@ def test_profile_name_resolves_from_the_repository_root(tmp_path):
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
-    assert "Using profile slurm for setting default command line arguments." in output
+    assert (
+        "Using profiles slurm and workflow specific profile profiles/default for setting "
+        "default command line arguments."
+    ) in output
     # The whole smoke workflow is planned (which jobs go to SLURM: tests/system/test_slurm.py).
     assert output.count("\nrule train:") == 12 and "\nrule report:" in output
 

@@ -34,7 +34,7 @@ def test_smoke_workflow_writes_every_promised_output(smoke_run):
         assert (folder / "model.pt").stat().st_size > 0
         # kept once the job completed: a job run again for this run trains nothing
         saved = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
-        assert saved["epoch"] == config["training"]["epochs"]
+        assert saved["epoch"] == config["training"]["epochs"] and saved["final"]
         info = json.loads((folder / "run.json").read_text())
         assert info["run_id"] == run.name and info["device"] == "cpu"
         assert info["job"] == run.name and info["conv_epilogue"] == "torch"

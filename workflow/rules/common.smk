@@ -12,24 +12,27 @@ from snakemake.utils import validate
 
 from hw5repro.pipeline.codedeps import module_dependencies
 from hw5repro.data.experiment import RUN_NAME_PATTERN, runs_from_config
-from hw5repro.data.mnist import FILES as MNIST_FILES, check_local_dir
-from hw5repro.pipeline.config import (
-    load_schema,
-    result_config,
-    text_values_hint,
-    training_params,
-    values_left_as_text,
-)
+from hw5repro.data.mnist import FILES as MNIST_FILES, MANIFEST as MNIST_MANIFEST, check_local_dir
+from hw5repro.pipeline.command_line import CommandLineError, check_configfiles
+from hw5repro.pipeline.config_check import config_error, full_errors_wanted
+from hw5repro.pipeline.config import load_schema, result_config, training_params
+
+# A repeated --configfile (Snakemake keeps only the last one's files) stops the run before any job.
+if workflow.is_main_process:
+    try:
+        check_configfiles(sys.argv)
+    except CommandLineError as error:
+        raise WorkflowError(error) from None
 
 # Fills every key a preset leaves out with the schema's default (the paper configuration).
 # Snakemake reads a value nested in --config 'section={...}' as text: the error then says so.
+# An invalid configuration fails in a few lines (hw5repro.pipeline.config_check).
 try:
     validate(config, schema="../../config/schema.yaml", set_default=True)
 except WorkflowError as error:
-    text_keys = values_left_as_text(config, load_schema())
-    if not text_keys:
-        raise
-    raise WorkflowError(error, text_values_hint(text_keys)) from None
+    raise config_error(
+        config, load_schema(), error, full=full_errors_wanted(sys.argv)
+    ) from None
 # data.local_dir: checked before any job, not again inside each job (a node need not see it).
 if workflow.is_main_process:
     check_local_dir(config["data"]["local_dir"])
@@ -60,13 +63,13 @@ def repo_files(paths):
 
 
 def code(script):
-    """The package modules a step runs, computed from its imports: ``code("train.py")`` is every
-    hw5repro module that workflow/scripts/train.py imports, transitively. Editing one reruns the
-    step and what follows."""
+    """The script of a step and the package modules it runs, computed from its imports:
+    ``code("train.py")`` is workflow/scripts/train.py and every hw5repro module it imports,
+    transitively. Editing one reruns the step and what follows (compared by content: the
+    workflow profile, profiles/default, leaves out Snakemake's time-only ``code`` trigger)."""
     start = REPO / "workflow" / "scripts" / script
-    return sorted(
-        repo_files(module_dependencies(start, REPO / "workflow" / "hw5repro"))
-    )
+    modules = module_dependencies(start, REPO / "workflow" / "hw5repro")
+    return sorted(repo_files([start, *modules]))
 
 
 def template(*names):

@@ -2,7 +2,7 @@
 # job run again for a run that already finished writes its outputs again without training.
 rule train:
     input:
-        raw=rules.fetch_mnist.output,
+        data=rules.fetch_mnist.output.manifest,
         code=code("train.py"),
     output:
         **run_files("results/runs/{run_id}"),
@@ -22,5 +22,6 @@ rule train:
         data=data_params(),
         checkpoint="results/runs/{run_id}/checkpoint.pt",
         attempts="results/runs/{run_id}/attempts.log",
+        run_log="results/runs/{run_id}/train.log",
     script:
         "../scripts/train.py"

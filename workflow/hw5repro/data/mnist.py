@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import os
 import re
@@ -26,6 +27,10 @@ SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 FILES = tuple(SHA256)
+#: The data step's manifest beside the files: their verified SHA-256. Training depends on it, not
+#: on the files: small, Snakemake compares it by content, so a copy of the project without
+#: timestamps (``cp -r``, rsync without ``-t``) reruns nothing.
+MANIFEST = "sha256.json"
 
 
 class DataError(RuntimeError):
@@ -146,6 +151,11 @@ def fetch(out_dir: str | Path, local_dir: str | Path | None = None) -> list[Path
             os.replace(staging / name, out_dir / name)
             targets.append(out_dir / name)
     return targets
+
+
+def write_manifest(path: str | Path) -> None:
+    """Write the manifest of files that :func:`fetch` verified."""
+    Path(path).write_text(json.dumps(SHA256, indent=2, sort_keys=True) + "\n")
 
 
 def read_idx(path: Path, ndim: int):

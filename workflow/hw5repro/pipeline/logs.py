@@ -1,4 +1,10 @@
-"""Logging set-up shared by the thin Snakemake scripts."""
+"""Logging set-up shared by the thin Snakemake scripts, and what a job's log says when it stops.
+
+A job stopped on purpose by SIGTERM (SLURM's preemption, requeue or time limit; the training loop
+then writes a checkpoint and raises :class:`StoppedBySignal`) is no error: its log says what
+happened and what comes next at WARNING, without a traceback. The job still exits non-zero, so
+that Snakemake does not take its outputs for complete.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,18 @@ import signal
 import socket
 import sys
 from pathlib import Path
+
+#: What happens to a job stopped by SIGTERM after its checkpoint, in either case.
+NEXT_STEPS = (
+    "a job that SLURM requeued (preemption, node failure, scontrol requeue) starts again as the "
+    "same SLURM job after SLURM's hold of about 2 minutes and resumes from the checkpoint; a job "
+    "stopped before its time limit is not requeued: raise resources.train.runtime and rerun the "
+    "workflow, which resumes from the checkpoint"
+)
+
+
+class StoppedBySignal(RuntimeError):
+    """The job stopped on a signal after saving its state (a checkpoint)."""
 
 
 def setup_logging(
@@ -55,6 +73,9 @@ def setup_logging(
         )
 
     def excepthook(kind, value, tb):
+        if issubclass(kind, StoppedBySignal):  # checkpointed on SIGTERM: no error (WARNING)
+            logging.getLogger("hw5repro").warning("job stopped: %s. Next: %s", value, NEXT_STEPS)
+            return
         # a SIGTERM's exception says all there is: where the signal came is no error's cause
         trace = None if issubclass(kind, Terminated) else (kind, value, tb)
         logging.getLogger("hw5repro").error("job failed: %s", value, exc_info=trace)
@@ -93,3 +114,31 @@ def end_history(history: str | Path) -> None:
             root.removeHandler(handler)
             handler.close()
     Path(history).unlink(missing_ok=True)
+
+
+def keep_run_log(path: str | Path, job: str) -> Path:
+    """From here on every log line of this process is also appended to ``path``, after a line
+    that names the attempt: a run's own log (``results/runs/{run}/train.log``), which no rule
+    declares and Snakemake never removes. Snakemake removes a job's log before it runs the job
+    again, say after it was killed while its SLURM jobs finished unnoticed: the lines of those
+    jobs, the whole training's, survive here."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, mode="a")
+    formatters = [h.formatter for h in root.handlers if h.formatter is not None]
+    handler.setFormatter(formatters[0] if formatters else logging.Formatter())
+    slurm = os.environ.get("SLURM_JOB_ID")
+    handler.handle(
+        logging.LogRecord(
+            "hw5repro",
+            logging.INFO,
+            __file__,
+            0,
+            "---- job %s started (pid %d on %s%s)",
+            (job, os.getpid(), socket.gethostname(), f", SLURM job {slurm}" if slurm else ""),
+            None,
+        )
+    )
+    root.addHandler(handler)
+    return path

@@ -2,7 +2,8 @@
 
 A checkpoint holds what continues a run exactly (weights, optimiser and RNG states, epoch, metrics)
 and a *fingerprint*: a hash of the run's name, its result settings and the SHA-256 of its data.
-One whose fingerprint differs from the job's is never resumed: it is set aside with a warning and
+One whose fingerprint differs from the job's is never resumed: it is set aside with a warning (or
+removed, when it is the last one of a finished training, whose results were its outputs) and
 training starts from epoch 0. Tensors are saved on the CPU and loaded with ``map_location="cpu"``,
 so a checkpoint resumes on any device (the RNG setters accept only CPU byte tensors).
 :class:`RunCheckpoint`, what the training loop uses, writes in a background thread.
@@ -86,6 +87,10 @@ def load(path: str | Path | None, fingerprint: str | None, desc: str = "run") ->
         return _set_aside(path, "unreadable", why, desc)
     if state.get("fingerprint") == fingerprint:
         return state
+    if state.get("final"):  # a finished training's: its results are the outputs being replaced
+        path.unlink()
+        log.info("%s: checkpoint %s of a finished training with other settings removed", desc, path)
+        return None
     why = (
         f"was written for other settings or data (fingerprint {str(state.get('fingerprint'))[:12]}"
         f", this job {str(fingerprint)[:12]})"
@@ -150,9 +155,9 @@ class RunCheckpoint:
         log.info("resumed %s from %s at epoch %d", self.desc, self.path, epoch)
         return epoch, list(state["metrics"])
 
-    def save(self, model, optimizer, generator, device, epoch: int, metrics: list[dict]) -> None:
+    def save(self, model, optimizer, generator, device, epoch, metrics, final=False) -> None:
         """Copy the state to the host now; write it after the previous checkpoint (whose error
-        this raises)."""
+        this raises). ``final``: the training's last epoch."""
         started = time.perf_counter()
         self.wait()
         state = {
@@ -161,6 +166,7 @@ class RunCheckpoint:
             "rng": {**_global_rng(device), "perm": generator.get_state()},
             "epoch": epoch,
             "metrics": list(metrics),
+            "final": final,
         }
         snapshot = {**to_cpu(state, copy=True), "fingerprint": self.fingerprint}
         if self._writer is None:

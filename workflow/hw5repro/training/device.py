@@ -7,6 +7,8 @@ import os
 
 import torch
 
+from ..pipeline.gpu_check import check_allocated_gpu
+
 #: cuBLAS's workspace setting that PyTorch's deterministic mode asks for on CUDA (one of two).
 CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
@@ -18,6 +20,7 @@ class DeviceError(RuntimeError):
 def resolve_device(spec: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda``/``cuda:N`` must exist."""
     if spec == "auto":
+        check_allocated_gpu()  # a GPU allocated to the job but unusable fails here
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda":

@@ -86,10 +86,11 @@ def train_job(run, raw_dir, data, config, outputs, checkpoint, threads=None):
         rows, model, info = train(run_data, settings, run.seed, checkpoint, identity, desc=run.name)
     if info["resumed_from_epoch"] == settings.epochs:
         log.info(
-            "%s: already trained (fingerprint %s): outputs written again from its checkpoint %s",
+            "%s: already trained (%d epochs, fingerprint %s): outputs written again from its "
+            "checkpoint",
             run.name,
+            settings.epochs,
             identity[:12],
-            checkpoint,
         )
     Path(outputs["metrics"]).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(outputs["metrics"], index=False)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..data.experiment import stream_seed
 from ..data.rundata import RunData
+from ..pipeline.logs import StoppedBySignal
 from .checkpoint import RunCheckpoint
 from .device import select_algorithms
 from .evaluation import Clock, evaluate_epoch
@@ -52,7 +53,7 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss became NaN)."""
 
 
-class Preempted(RuntimeError):
+class Preempted(StoppedBySignal):
     """SIGTERM arrived; a checkpoint was written and the job should be restarted."""
 
 
@@ -174,7 +175,7 @@ def train(
             bar.set_postfix(loss=f"{metrics[-1]['train_loss']:.3f}")
             due = (epoch + 1) % settings.checkpoint_every == 0 or last
             if saved.path is not None and (due or sigterm.raised):
-                saved.save(model, optimizer, generator, device, epoch + 1, metrics)
+                saved.save(model, optimizer, generator, device, epoch + 1, metrics, last)
             if sigterm.raised:
                 raise Preempted(
                     f"{desc}: stopped by SIGTERM after epoch {epoch + 1}; checkpoint written, "
