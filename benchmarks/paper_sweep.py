@@ -48,7 +48,8 @@ def main(argv=None) -> dict:
     )
     args = parser.parse_args(argv)
 
-    config = merge(defaults(load_schema()), yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = merge(defaults(load_schema()), paper)
     config = merge(config, yaml.safe_load(Path(args.config).read_text()))  # a preset overlay
     for key, section, value in [
         ("epochs", "training", args.epochs),

@@ -6,10 +6,10 @@ figure code (hw5repro.reporting.figures), so the images in the README can always
         --out benchmarks/results/gpu/figures
 
 The CSV has the format of results/tables/epochs.csv (one row per run and epoch). Writes
-``test_error.png`` (the seed's Figure 4: test error against the fraction of random labels) and
-``clean_vs_mislabelled.png`` (training accuracy on the clean vs the mislabelled examples) into
-``--out``, or the figures named by ``--figures`` (any of hw5repro.reporting.figures.FIGURES; for the study
-of config/zhang.yaml: ``--figures zhang_figure1``).
+``test_error.png`` (the homework's Figure 4: test error against the fraction of random labels)
+and ``clean_vs_mislabelled.png`` (training accuracy on the clean vs the mislabelled examples) into
+``--out``, or the figures named by ``--figures`` (any of hw5repro.reporting.figures.FIGURES; for
+the study of config/zhang.yaml: ``--figures zhang_figure1``).
 
 Records written before the split by mislabelled examples (the project up to 62ab126: every GPU
 record to date) split the training accuracy by the examples chosen for a random label

@@ -1,5 +1,5 @@
-"""The homework write-up's textbook training loop, kept as the baseline that the fast loop is measured against
-and checked to be equivalent to: a DataLoader over host tensors, batches copied to the device
+"""The homework write-up's textbook training loop, kept as the baseline that the fast loop is
+measured against and checked to be equivalent to: a DataLoader over host tensors, batches copied to the device
 every step, float32, and a host sync per step (``loss.item()``)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ def seed_style_epoch(model, optimizer, x, y, batch_size, device, order=None) -> 
     """One epoch as the homework write-up trains: returns the per-step losses as Python floats.
 
     ``order`` (a permutation of the example indices) fixes the batch order, so the result can be
-    compared step by step with :func:`hw5repro.training.steps.train_epoch`; without it the DataLoader
-    shuffles as in the write-up.
+    compared step by step with :func:`hw5repro.training.steps.train_epoch`; without it the
+    DataLoader shuffles as in the write-up.
     """
     dataset = TensorDataset(x, y)
     sampler = order.tolist() if order is not None else None

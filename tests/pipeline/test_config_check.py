@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 
+from hw5repro.pipeline.config import defaults, load_schema, merge
 from hw5repro.pipeline.config_check import (
     MAX_LISTED,
     REMOVED_KEYS,
     config_problems,
     full_errors_wanted,
 )
-from hw5repro.pipeline.config import defaults, load_schema, merge
 
 SCHEMA = load_schema()
 

@@ -1,1 +1,1 @@
-"""The workflow's plumbing: configuration keys and checks, code dependencies of rules, logs and run locks."""
+"""The workflow's plumbing: configuration keys and checks, rules' code dependencies, logs, locks."""
