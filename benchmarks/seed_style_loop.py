@@ -1,6 +1,6 @@
 """The homework write-up's textbook training loop, kept as the baseline that the fast loop is
-measured against and checked to be equivalent to: a DataLoader over host tensors, batches copied to the device
-every step, float32, and a host sync per step (``loss.item()``)."""
+measured against and checked to be equivalent to: a DataLoader over host tensors, batches copied
+to the device every step, float32, and a host sync per step (``loss.item()``)."""
 
 from __future__ import annotations
 
