@@ -196,7 +196,9 @@ def test_checkpoint_of_other_settings_is_set_aside_and_training_restarts(tmp_pat
         )
 
     resume(small_settings(epochs=3, lr=0.2), "lr=0.2")
-    assert torch.load(ckpt, weights_only=True)["epoch"] == 3
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 3 and state["final"]
+    torch.save({**state, "final": False}, ckpt)  # as a stopped run's (a finished one's: removed)
     fresh, _, _ = train(data, small_settings(epochs=2), seed=3, progress=False)
     with caplog.at_level("WARNING"):
         metrics, _, info = resume(small_settings(epochs=2), "lr=0.05")

@@ -15,7 +15,7 @@ import difflib
 import os
 from collections.abc import Mapping, Sequence
 
-from ..settings import _plain, text_values_hint, values_left_as_text
+from .config import _plain, text_values_hint, values_left_as_text
 
 #: Keys (dotted) that the configuration no longer has, with what to do instead. A key listed here
 #: that the schema still defines is not removed yet and is validated as usual.
