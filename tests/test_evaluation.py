@@ -36,8 +36,8 @@ def test_overlapped_evaluation_gives_the_inline_metrics_checkpoints_and_resumes(
     assert info["eval_overlap"] is False  # auto: inline on the CPU
     monkeypatch.setattr(training, "resolve_eval_overlap", lambda spec, device: True)
     paths = [tmp_path / f"run{i}.pt" for i in range(k)]
-    overlapped, _, info = training.train_runs(
-        datas, settings, seeds, checkpoint_paths=paths, progress=False
+    overlapped, _, info = training.train_runs(  # (no checkpoint after the last epoch)
+        datas, settings, seeds, checkpoint_paths=paths, progress=False, final_checkpoint=False
     )
     assert info["eval_overlap"] is True
     assert_same_metrics(overlapped, inline)
