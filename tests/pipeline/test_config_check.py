@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 from hw5repro.pipeline.config import defaults, load_schema, merge
 from hw5repro.pipeline.config_check import (
     MAX_LISTED,
