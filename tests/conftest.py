@@ -46,6 +46,12 @@ def _fresh_kernels(monkeypatch, interpret: bool):
 
 CUDA_TESTS = REPO / "tests" / "cuda"
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # One thread per test process (and for the Snakemake runs it starts), set before PyTorch's
+    # import: three processes of PyTorch's default two threads each on CI's 2 cores spin
+    # against each other (tests ran up to 5 times slower).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 @pytest.fixture
 def interpreted(monkeypatch):
