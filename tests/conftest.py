@@ -11,9 +11,11 @@ import pytest
 from filelock import FileLock
 
 from helpers import (  # noqa: F401  (REPO: tests/benchmarks import it from here)
+    MNIST_CACHE,
     REPO,
     SHARED_MNIST,
     TRITON_KERNELS,
+    download_mnist,
     in_ci,
     require_system,
     snakemake,
@@ -66,10 +68,33 @@ def compiled(monkeypatch):
     yield from _fresh_kernels(monkeypatch, interpret=False)
 
 
+def pytest_configure(config):
+    """MNIST for the session, once, before any test (and before pytest-xdist's workers start):
+    without $HW5_MNIST_DIR and a copy beside the checkout, the download cache is filled on first
+    use; if that fails (offline), the session stops here with one message naming the remedy."""
+    if hasattr(config, "workerinput") or SHARED_MNIST != MNIST_CACHE:
+        return
+    from hw5repro.data.mnist import FILES
+
+    if all((MNIST_CACHE / f"{name}.gz").is_file() for name in FILES):
+        return
+    try:
+        with FileLock(str(MNIST_CACHE.parent / "mnist.lock")):
+            download_mnist(MNIST_CACHE)
+    except Exception as err:  # offline, a mirror down, a corrupt file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        pytest.exit(
+            f"MNIST could not be downloaded into {MNIST_CACHE} ({first}). Set HW5_MNIST_DIR to "
+            f"a folder holding the four MNIST files ({', '.join(FILES)}; gzipped or raw), or "
+            "run the tests once with network access: the download is kept for later runs.",
+            returncode=1,
+        )
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not SHARED_MNIST.is_dir():
-        pytest.fail(f"local MNIST copy not found at {SHARED_MNIST} (set HW5_MNIST_DIR)")
+        pytest.fail(f"MNIST not found at {SHARED_MNIST} (set HW5_MNIST_DIR)")
     return SHARED_MNIST
 
 

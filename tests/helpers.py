@@ -19,8 +19,16 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-#: The four original MNIST IDX files beside the checkout (tests and CI only; users download).
-SHARED_MNIST = Path(os.environ.get("HW5_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+#: The local MNIST copy beside the checkout (this project's machines and CI).
+BESIDE_MNIST = REPO.parent / "shared" / "data" / "mnist"
+#: Where the tests keep MNIST when they download it (once, reused across runs and checkouts).
+MNIST_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hw5repro/mnist"
+#: The four MNIST IDX files the tests read: $HW5_MNIST_DIR if set, else the copy beside the
+#: checkout if there is one, else the download cache (filled at the session's start:
+#: :func:`download_mnist`). Tests and CI only; users' workflows download.
+SHARED_MNIST = Path(
+    os.environ.get("HW5_MNIST_DIR") or (BESIDE_MNIST if BESIDE_MNIST.is_dir() else MNIST_CACHE)
+)
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 #: The rules of problems 1-5 (one per problem).
 PROBLEM_RULES = {
@@ -68,6 +76,38 @@ def checkout_lock(exclusive: bool = False):
         finally:
             _held.pop()
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def download_mnist(cache: Path = MNIST_CACHE) -> None:
+    """The four MNIST files into ``cache`` as .gz files (the local copy's form), downloaded and
+    verified by the project's own fetch (torchvision's mirrors). $HW5_MNIST_MIRROR, a URL only
+    the tests read, replaces the mirrors (a local server: a fresh clone checked without the
+    network); its .gz files may be compressed anew, so torchvision's MD5 of the original archives
+    is not asked there, while fetch's SHA-256 of the decompressed files still is."""
+    import gzip
+
+    from hw5repro.data import mnist
+
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".download-") as tmp:
+        mirror = os.environ.get("HW5_MNIST_MIRROR")
+        if mirror:
+            from torchvision.datasets import MNIST
+
+            saved = MNIST.mirrors, MNIST.resources
+            MNIST.mirrors = [mirror if mirror.endswith("/") else mirror + "/"]
+            MNIST.resources = [(name, None) for name, _ in MNIST.resources]
+            try:
+                raw = mnist.fetch(Path(tmp) / "raw")
+            finally:
+                MNIST.mirrors, MNIST.resources = saved
+        else:
+            raw = mnist.fetch(Path(tmp) / "raw")
+        for path in raw:  # each .gz in place only when whole: a reader never sees half of one
+            part = Path(tmp) / f"{path.name}.gz"
+            with open(path, "rb") as src, gzip.open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.replace(part, cache / part.name)
 
 
 def in_ci() -> bool:
