@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hw5repro.pipeline.command_line import CommandLineError, check_configfiles, configfile_groups
+from hw5repro.pipeline.config_check import CommandLineError, check_configfiles, configfile_groups
 
 
 @pytest.mark.parametrize(

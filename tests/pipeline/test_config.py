@@ -19,8 +19,8 @@ from hw5repro.pipeline.config import (
     result_config,
     schema_keys,
     training_params,
-    values_left_as_text,
 )
+from hw5repro.pipeline.config_check import values_left_as_text
 
 
 def test_presets_are_valid(tmp_path):

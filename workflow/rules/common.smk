@@ -12,9 +12,17 @@ from snakemake.utils import validate
 
 from hw5repro.pipeline.codedeps import module_dependencies
 from hw5repro.data.experiment import RUN_NAME_PATTERN, runs_from_config
-from hw5repro.data.mnist import FILES as MNIST_FILES, MANIFEST as MNIST_MANIFEST, check_local_dir
-from hw5repro.pipeline.command_line import CommandLineError, check_configfiles
-from hw5repro.pipeline.config_check import config_error, full_errors_wanted
+from hw5repro.data.mnist import (
+    FILES as MNIST_FILES,
+    MANIFEST as MNIST_MANIFEST,
+    check_local_dir,
+)
+from hw5repro.pipeline.config_check import (
+    CommandLineError,
+    check_configfiles,
+    config_error,
+    full_errors_wanted,
+)
 from hw5repro.pipeline.config import load_schema, result_config, training_params
 
 # A repeated --configfile (Snakemake keeps only the last one's files) stops the run before any job.
@@ -66,7 +74,8 @@ def code(script):
     """The script of a step and the package modules it runs, computed from its imports:
     ``code("train.py")`` is workflow/scripts/train.py and every hw5repro module it imports,
     transitively. Editing one reruns the step and what follows (compared by content: the
-    workflow profile, profiles/default, leaves out Snakemake's time-only ``code`` trigger)."""
+    workflow profile, profiles/default, leaves out Snakemake's time-only ``code`` trigger).
+    """
     start = REPO / "workflow" / "scripts" / script
     modules = module_dependencies(start, REPO / "workflow" / "hw5repro")
     return sorted(repo_files([start, *modules]))

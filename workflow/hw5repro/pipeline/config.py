@@ -85,64 +85,6 @@ def merge(base: Mapping, overlay: Mapping) -> dict:
     return merged
 
 
-#: JSON-schema type names of the values YAML reads from text.
-_YAML_TYPES = {bool: "boolean", int: "integer", float: "number", type(None): "null", list: "array"}
-
-
-def _typed(text: str):
-    """``text`` read as YAML, and as a float where YAML leaves it a string (``1e-2``)."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return value
-
-
-def _wanted_as_typed(error) -> bool:
-    """Whether a schema error on a string is gone once the string is read as a typed value."""
-    if not isinstance(error.instance, str):
-        return False
-    value = _typed(error.instance)
-    if error.validator == "enum":
-        return not isinstance(value, str) and value in error.validator_value
-    if error.validator != "type":
-        return False
-    types = error.validator_value
-    kind, wanted = _YAML_TYPES.get(type(value)), {types} if isinstance(types, str) else set(types)
-    return kind in wanted or (kind == "integer" and "number" in wanted)
-
-
-def values_left_as_text(config: Mapping, schema: Mapping) -> list[str]:
-    """The keys (``section.key[index]``) whose value is a string where the schema wants a number,
-    boolean, null or list that the string reads as in YAML (Snakemake reads a value nested in
-    ``--config 'section={...}'`` as text: ``'20'``, not 20)."""
-    import jsonschema
-
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    return [
-        "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-        )[1:]
-        for error in validator.iter_errors(_plain(config))
-        if _wanted_as_typed(error)
-    ]
-
-
-def text_values_hint(keys: list[str]) -> str:
-    """What to do about :func:`values_left_as_text`."""
-    return (
-        f"{', '.join(keys)}: a number, boolean, null or list given as text. Snakemake reads "
-        "a value nested in --config 'section={...}' as a string; put nested keys in a YAML file "
-        "passed with --configfile after the preset (an overlay: only the keys you change), or "
-        "give a top-level key as --config key=value."
-    )
-
-
 def load_schema(path: str | Path = SCHEMA) -> dict:
     return yaml.safe_load(Path(path).read_text())
 

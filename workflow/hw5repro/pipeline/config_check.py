@@ -1,12 +1,12 @@
-"""Configuration errors in a few lines: each wrong key's path, what is wrong, and what to do.
+"""A configuration or command line that would not do what the user meant fails before any job,
+in a few lines: each wrong key's path, what is wrong, and what to do.
 
-Snakemake's own report of a schema violation prints the whole schema (hundreds of lines) around
-one wrong key. :func:`config_error` turns the violations of a configuration into a short message:
-an unknown key with the nearest allowed one (or the allowed ones), a removed key with what to do
-instead (:data:`REMOVED_KEYS`), a wrong value with what the schema wants; values that Snakemake's
-``--config`` left as text keep their own hint (:func:`hw5repro.settings.values_left_as_text`).
-The validator's full output is printed on request (:data:`FULL_ERRORS_VARIABLE` set to 1, or
-``snakemake --verbose``).
+Snakemake's own report of a schema violation prints the whole schema around one wrong key;
+:func:`config_error` says instead: an unknown key with the nearest allowed one, a removed key with
+what to do instead (:data:`REMOVED_KEYS`), a wrong value with what the schema wants, a value that
+``--config`` left as text with the remedy. The validator's full output comes on request
+(``HW5_FULL_ERRORS=1`` or ``snakemake --verbose``). :func:`check_configfiles` stops a command
+that repeats ``--configfile``, of which Snakemake keeps only the last.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import difflib
 import os
 from collections.abc import Mapping, Sequence
 
-from .config import _plain, text_values_hint, values_left_as_text
+import yaml
+
+from .config import _plain
 
 #: Keys (dotted) that the configuration no longer has, with what to do instead. A key listed here
 #: that the schema still defines is not removed yet and is validated as usual.
@@ -37,6 +39,64 @@ REMOVED_KEYS = {
     ),
     "training.conv_bias": "renamed: use training.conv_epilogue (torch or triton)",
 }
+#: JSON-schema type names of the values YAML reads from text.
+_YAML_TYPES = {bool: "boolean", int: "integer", float: "number", type(None): "null", list: "array"}
+
+
+def _typed(text: str):
+    """``text`` read as YAML, and as a float where YAML leaves it a string (``1e-2``)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _wanted_as_typed(error) -> bool:
+    """Whether a schema error on a string is gone once the string is read as a typed value."""
+    if not isinstance(error.instance, str):
+        return False
+    value = _typed(error.instance)
+    if error.validator == "enum":
+        return not isinstance(value, str) and value in error.validator_value
+    if error.validator != "type":
+        return False
+    types = error.validator_value
+    kind, wanted = _YAML_TYPES.get(type(value)), {types} if isinstance(types, str) else set(types)
+    return kind in wanted or (kind == "integer" and "number" in wanted)
+
+
+def values_left_as_text(config: Mapping, schema: Mapping) -> list[str]:
+    """The keys (``section.key[index]``) whose value is a string where the schema wants a number,
+    boolean, null or list that the string reads as in YAML (Snakemake reads a value nested in
+    ``--config 'section={...}'`` as text: ``'20'``, not 20)."""
+    import jsonschema
+
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
+        )[1:]
+        for error in validator.iter_errors(_plain(config))
+        if _wanted_as_typed(error)
+    ]
+
+
+def text_values_hint(keys: list[str]) -> str:
+    """What to do about :func:`values_left_as_text`."""
+    return (
+        f"{', '.join(keys)}: a number, boolean, null or list given as text. Snakemake reads "
+        "a value nested in --config 'section={...}' as a string; put nested keys in a YAML file "
+        "passed with --configfile after the preset (an overlay: only the keys you change), or "
+        "give a top-level key as --config key=value."
+    )
+
+
 #: The environment variable that asks for the validator's full output.
 FULL_ERRORS_VARIABLE = "HW5_FULL_ERRORS"
 #: At most this many violations are listed (the rest are counted).
@@ -122,3 +182,55 @@ def config_error(config: Mapping, schema: Mapping, error: Exception, full: bool)
 
     problems = None if full else config_problems(config, schema)
     return error if problems is None else WorkflowError(problems)
+
+
+#: The spellings of Snakemake's option (argparse also accepts an unambiguous prefix of them).
+CONFIGFILE_OPTIONS = ("--configfile", "--configfiles")
+
+
+class CommandLineError(ValueError):
+    """The command line would not do what it says."""
+
+
+def _configfile_option(token: str) -> tuple[bool, str | None]:
+    """Whether ``token`` is the ``--configfile`` option (or a prefix argparse takes for it), and
+    the value given with ``=`` if any."""
+    name, eq, value = token.partition("=")
+    is_option = len(name) > len("--config") and any(o.startswith(name) for o in CONFIGFILE_OPTIONS)
+    return is_option, (value if eq else None)
+
+
+def configfile_groups(argv: Sequence[str]) -> list[list[str]]:
+    """The files of every ``--configfile`` occurrence in ``argv``, in order (each occurrence takes
+    the words after it up to the next option, as Snakemake's parser does)."""
+    groups: list[list[str]] = []
+    current: list[str] | None = None
+    for token in argv:
+        is_option, value = _configfile_option(token) if token.startswith("--") else (False, None)
+        if is_option:
+            current = [value] if value is not None else []
+            groups.append(current)
+            if value is not None:
+                current = None  # --configfile=x takes no further words
+        elif token.startswith("-") and token != "-":
+            current = None
+        elif current is not None:
+            current.append(token)
+    return groups
+
+
+def check_configfiles(argv: Sequence[str]) -> None:
+    """Raise :class:`CommandLineError` when ``--configfile`` occurs more than once in ``argv``:
+    Snakemake keeps only the last occurrence's files."""
+    groups = configfile_groups(argv)
+    if len(groups) < 2:
+        return
+    dropped = [name for group in groups[:-1] for name in group]
+    every = [name for group in groups for name in group]
+    raise CommandLineError(
+        f"--configfile was given {len(groups)} times; Snakemake keeps only the last "
+        f"({' '.join(groups[-1])}) and would silently drop {' '.join(dropped)}. "
+        "Give every file after one --configfile, later files overlaying earlier ones, and "
+        "put targets before the flags (the list takes every word up to the next option): "
+        f"snakemake [targets] --cores N --configfile {' '.join(every)}"
+    )

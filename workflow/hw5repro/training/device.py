@@ -4,10 +4,9 @@ algorithms it uses, and its name and software versions for the records."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import torch
-
-from ..pipeline.gpu_check import check_allocated_gpu
 
 #: cuBLAS's workspace setting that PyTorch's deterministic mode asks for on CUDA (one of two).
 CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
@@ -17,8 +16,62 @@ class DeviceError(RuntimeError):
     """The configured device is not available."""
 
 
+#: Variables through which a scheduler hands a job its GPUs.
+ALLOCATION_VARIABLES = ("CUDA_VISIBLE_DEVICES", "SLURM_GPUS", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS")
+#: Values that allocate no GPU (SLURM writes ``NoDevFiles`` for a job without GPUs).
+NO_ALLOCATION = {"", "NoDevFiles", "-1", "none"}
+
+
+class GpuAllocationError(DeviceError):
+    """A GPU was allocated to the job but PyTorch cannot use it: a broken driver, a CPU-only
+    PyTorch or a container without the GPU, where ``training.device: auto`` would train for hours
+    on the CPU."""
+
+
+def allocated_gpus(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The allocation variables that name GPUs, with their values."""
+    return {
+        name: environ[name]
+        for name in ALLOCATION_VARIABLES
+        if environ.get(name, "").strip() not in NO_ALLOCATION
+    }
+
+
+def torch_report() -> str:
+    """What PyTorch says about CUDA: availability, device count, its CUDA version, and the error
+    of initialising CUDA if any (the driver's message)."""
+    available = torch.cuda.is_available()
+    parts = [
+        f"torch.cuda.is_available() is {available}",
+        f"torch.cuda.device_count() is {torch.cuda.device_count()}",
+        f"torch.version.cuda is {torch.version.cuda}",
+    ]
+    if not available:
+        try:
+            torch.cuda.init()
+        except Exception as error:  # the driver's or the build's own words
+            first = (str(error).splitlines() or [type(error).__name__])[0]
+            parts.append(f"CUDA initialisation failed: {first}")
+    return "; ".join(parts)
+
+
+def check_allocated_gpu(environ: Mapping[str, str] = os.environ) -> None:
+    """Raise :class:`GpuAllocationError` if the job was allocated a GPU (by a scheduler's
+    variables) that PyTorch cannot use."""
+    allocation = allocated_gpus(environ)
+    if not allocation or torch.cuda.is_available():
+        return
+    given = ", ".join(f"{name}={value}" for name, value in allocation.items())
+    raise GpuAllocationError(
+        f"this job was allocated a GPU ({given}) but PyTorch cannot use it: "
+        f"{torch_report()}. Check the node's NVIDIA driver and that PyTorch is a CUDA "
+        "build; to train on the CPU on purpose, set training.device: cpu"
+    )
+
+
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda``/``cuda:N`` must exist."""
+    """``auto`` -> CUDA when available, else CPU (unless the job was allocated a GPU:
+    :func:`check_allocated_gpu`); ``cuda``/``cuda:N`` must exist."""
     if spec == "auto":
         check_allocated_gpu()  # a GPU allocated to the job but unusable fails here
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -38,18 +91,13 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def select_algorithms(device: torch.device, deterministic: bool) -> None:
-    """The algorithms this process trains with (``training.deterministic``; process-wide, set by
-    every training call). False: on CUDA cuDNN times its algorithms for each shape and keeps the
-    fastest (``cudnn.benchmark``), whose choice, and some of whose backward kernels (atomic
-    sums), can differ from one run to the next in the last bits, which SGD amplifies. True:
-    PyTorch's deterministic algorithms (an operation without one raises an error naming it), no
-    autotuning, and cuBLAS with a fixed workspace (``CUBLAS_WORKSPACE_CONFIG``; set here before
-    the first matrix product, unless the environment sets it): a rerun on the same GPU and
-    software reproduces every metric. The project's Triton kernels are deterministic either way.
-    On a CPU the runs are deterministic either way (for a given thread count)."""
+    """The algorithms this process trains with (``training.deterministic``, process-wide). False:
+    on CUDA cuDNN autotunes (``cudnn.benchmark``), and its choices and atomic sums can differ
+    between runs in the last bits. True: PyTorch's deterministic algorithms, no autotuning and
+    cuBLAS with a fixed workspace (set here unless the environment sets it), so that a rerun on
+    the same GPU and software reproduces every metric. A CPU run is deterministic either way."""
     if torch.are_deterministic_algorithms_enabled() != bool(deterministic):
-        # Only on a change: the call imports torch._inductor's config, and with it
-        # torch._dynamo (about 2 s of every training job's start on a 2-core CPU).
+        # Only on a change: the call imports torch._inductor's config, and with it torch._dynamo.
         torch.use_deterministic_algorithms(bool(deterministic))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic

@@ -1,4 +1,4 @@
-"""hw5repro.pipeline.gpu_check: a GPU allocated to the job but unusable fails the job at once."""
+"""A GPU allocated to the job but unusable fails the job at once (training.device)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import torch
 
 from helpers import REPO, settings_config
 from hw5repro.pipeline.codedeps import module_dependencies
-from hw5repro.pipeline.gpu_check import GpuAllocationError, allocated_gpus, check_allocated_gpu
-from hw5repro.training.device import resolve_device
+from hw5repro.training.device import (
+    GpuAllocationError,
+    allocated_gpus,
+    check_allocated_gpu,
+    resolve_device,
+)
 from hw5repro.training.settings import Settings
 
 #: Whether this machine's PyTorch has a usable GPU (then "unusable" is simulated below).
@@ -33,7 +37,7 @@ def test_only_variables_that_name_gpus_count_as_an_allocation():
 
 def test_an_allocated_gpu_that_pytorch_cannot_use_fails_naming_both(no_usable_gpu):
     with pytest.raises(GpuAllocationError) as error:
-        check_allocated_gpu(SLURM_GPU_JOB, torch)
+        check_allocated_gpu(SLURM_GPU_JOB)
     message = str(error.value)
     assert "allocated a GPU (CUDA_VISIBLE_DEVICES=0, SLURM_GPUS=1)" in message
     assert "torch.cuda.is_available() is False" in message
@@ -63,9 +67,8 @@ def test_without_an_allocation_auto_falls_back_to_the_cpu(no_usable_gpu):
 
 
 def test_the_check_is_part_of_the_training_jobs_code():
-    """Editing the check reruns training (its module is a dependency of workflow/scripts/train.py,
-    through hw5repro.training.device, in another sub-package)."""
+    """Editing the check reruns training: its module is a dependency of the training script."""
     package = REPO / "workflow" / "hw5repro"
     deps = module_dependencies(REPO / "workflow" / "scripts" / "train.py", package)
-    assert package / "pipeline" / "gpu_check.py" in deps
+    assert package / "training" / "device.py" in deps
     assert package / "pipeline" / "__init__.py" in deps
