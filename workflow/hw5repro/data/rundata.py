@@ -36,6 +36,17 @@ class RunData:
         """The data ``run`` trains on: ``subset`` (``make_subset``) with the run's corruption."""
         return cls.from_artifacts(subset, make_corrupted(subset, run))
 
+    def to(self, device, memory_format) -> RunData:
+        """The tensors on ``device``, the images in ``memory_format``."""
+        images = {"memory_format": memory_format}
+        return RunData(
+            self.train_x.to(device, **images),
+            self.train_y.to(device),
+            self.mislabelled.to(device),
+            self.test_x.to(device, **images),
+            self.test_y.to(device),
+        )
+
     def digest(self) -> str:
         """SHA-256 of every tensor's bytes: what a checkpoint's fingerprint names as its data."""
         h = hashlib.sha256()

@@ -17,7 +17,6 @@ import logging
 import math
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -79,27 +78,6 @@ class _SigtermFlag:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-@dataclass
-class DeviceData:
-    """A run's tensors on the device it trains on."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    mislabelled: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-
-    @classmethod
-    def of(cls, data: RunData, device: torch.device, memory_format) -> DeviceData:
-        return cls(
-            train_x=data.train_x.to(device, memory_format=memory_format),
-            train_y=data.train_y.to(device),
-            mislabelled=data.mislabelled.to(device),
-            test_x=data.test_x.to(device, memory_format=memory_format),
-            test_y=data.test_y.to(device),
-        )
-
-
 def autocast_for(device: torch.device, precision: str):
     """A context-manager factory: bf16 autocast, or nothing (fp32)."""
     if precision == "bf16":  # no weight-cast cache: the step may be captured in a graph
@@ -137,7 +115,7 @@ def train(
     )
     eval_model = copy.deepcopy(model)  # the evaluation's copy of the weights
     generator = torch.Generator().manual_seed(stream_seed(seed, "batches"))
-    on_device = DeviceData.of(data, device, memory_format)
+    on_device = data.to(device, memory_format)
     n = on_device.train_x.shape[0]
     saved = RunCheckpoint(checkpoint, fingerprint, desc)
     start_epoch, metrics = saved.resume(model, optimizer, generator, device)
