@@ -1,5 +1,4 @@
-"""The device a run trains on: its choice from the configuration (with clear errors), the
-algorithms it uses, and its name and software versions for the records."""
+"""The device a run trains on: its choice, its algorithms, its name and software versions."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ from collections.abc import Mapping
 
 import torch
 
-#: cuBLAS's workspace setting that PyTorch's deterministic mode asks for on CUDA (one of two).
+#: A cuBLAS workspace setting that PyTorch's deterministic mode asks for on CUDA.
 CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
@@ -23,9 +22,7 @@ NO_ALLOCATION = {"", "NoDevFiles", "-1", "none"}
 
 
 class GpuAllocationError(DeviceError):
-    """A GPU was allocated to the job but PyTorch cannot use it: a broken driver, a CPU-only
-    PyTorch or a container without the GPU, where ``training.device: auto`` would train for hours
-    on the CPU."""
+    """A GPU was allocated to the job but PyTorch cannot use it (``auto`` would use the CPU)."""
 
 
 def allocated_gpus(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -38,8 +35,7 @@ def allocated_gpus(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
 
 def torch_report() -> str:
-    """What PyTorch says about CUDA: availability, device count, its CUDA version, and the error
-    of initialising CUDA if any (the driver's message)."""
+    """What PyTorch says about CUDA, with the driver's error of initialising it if any."""
     available = torch.cuda.is_available()
     parts = [
         f"torch.cuda.is_available() is {available}",
@@ -49,15 +45,14 @@ def torch_report() -> str:
     if not available:
         try:
             torch.cuda.init()
-        except Exception as error:  # the driver's or the build's own words
+        except Exception as error:
             first = (str(error).splitlines() or [type(error).__name__])[0]
             parts.append(f"CUDA initialisation failed: {first}")
     return "; ".join(parts)
 
 
 def check_allocated_gpu(environ: Mapping[str, str] = os.environ) -> None:
-    """Raise :class:`GpuAllocationError` if the job was allocated a GPU (by a scheduler's
-    variables) that PyTorch cannot use."""
+    """Raise :class:`GpuAllocationError` if the job was allocated a GPU PyTorch cannot use."""
     allocation = allocated_gpus(environ)
     if not allocation or torch.cuda.is_available():
         return
@@ -73,7 +68,7 @@ def resolve_device(spec: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU (unless the job was allocated a GPU:
     :func:`check_allocated_gpu`); ``cuda``/``cuda:N`` must exist."""
     if spec == "auto":
-        check_allocated_gpu()  # a GPU allocated to the job but unusable fails here
+        check_allocated_gpu()
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda":
@@ -91,11 +86,9 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def select_algorithms(device: torch.device, deterministic: bool) -> None:
-    """The algorithms this process trains with (``training.deterministic``, process-wide). False:
-    on CUDA cuDNN autotunes (``cudnn.benchmark``), and its choices and atomic sums can differ
-    between runs in the last bits. True: PyTorch's deterministic algorithms, no autotuning and
-    cuBLAS with a fixed workspace (set here unless the environment sets it), so that a rerun on
-    the same GPU and software reproduces every metric. A CPU run is deterministic either way."""
+    """Process-wide ``training.deterministic``: True makes a rerun on the same GPU and software
+    reproduce every metric (no cuDNN autotuning, fixed cuBLAS workspace unless the environment
+    sets one); False lets cuDNN autotune. A CPU run is deterministic either way."""
     if torch.are_deterministic_algorithms_enabled() != bool(deterministic):
         # Only on a change: the call imports torch._inductor's config, and with it torch._dynamo.
         torch.use_deterministic_algorithms(bool(deterministic))
@@ -106,9 +99,7 @@ def select_algorithms(device: torch.device, deterministic: bool) -> None:
 
 
 def software(device: torch.device) -> dict[str, str | None]:
-    """The versions of what computes a run on ``device`` beside the hardware: PyTorch, and on
-    CUDA its CUDA runtime, cuDNN (whose autotuned algorithms the runs use) and Triton (the
-    kernels of conv_epilogue: triton); None where it does not apply."""
+    """Versions of PyTorch and, on CUDA, its CUDA, cuDNN and Triton; None where not applicable."""
     from importlib import metadata
 
     on_cuda = device.type == "cuda"

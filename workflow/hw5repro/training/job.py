@@ -1,9 +1,7 @@
 """The Snakemake training job of one run: its data, its training and its output files.
 
-A job is idempotent: its checkpoint is kept after the last epoch, so a job run again for a run
-that already finished with the same result settings and data (its fingerprint) trains nothing and
-writes the outputs again from the checkpoint, in seconds, whatever Snakemake's records say (a
-job that finished while Snakemake was not watching, say).
+Idempotent: the checkpoint is kept after the last epoch, so rerunning a finished run with the same
+fingerprint (result settings and data) trains nothing and rewrites the outputs from it.
 """
 
 from __future__ import annotations
@@ -40,8 +38,7 @@ def load_model(path: str | Path, map_location="cpu") -> AlexNet:
 
 @contextlib.contextmanager
 def _naming_the_deterministic_setting(settings: Settings):
-    """PyTorch's error for an operation without a deterministic algorithm, as the setting that
-    asked for one (``training.deterministic``) and what to do about it."""
+    """PyTorch's error for an operation without a deterministic algorithm, naming the setting."""
     try:
         yield
     except RuntimeError as error:
@@ -61,14 +58,11 @@ def _scheduler() -> dict:
 
 
 def train_job(run, raw_dir, data, config, outputs, checkpoint, threads=None):
-    """Train the run named ``run`` and write its metrics CSV, final model (weights and model
-    settings) and a JSON of facts (``outputs``: ``metrics``, ``model``, ``info`` paths).
+    """Train the run named ``run``; write ``outputs``' ``metrics`` CSV, ``model`` and ``info`` JSON.
 
-    The data are made here, not read from files of earlier jobs: the subset of the verified
-    MNIST files in ``raw_dir`` (``data``: ``seed``, ``train_size``, ``test_size``) and the run's
-    corruption, both deterministic and a fraction of a second. ``config`` holds the ``model``
-    and ``training`` sections; training resumes from ``checkpoint`` when it belongs to the same
-    run, result settings and data."""
+    The data (subset of ``raw_dir`` per ``data``, plus the run's corruption) are made here,
+    deterministically. ``config`` holds ``model`` and ``training``; training resumes from a
+    ``checkpoint`` of the same fingerprint."""
     import pandas as pd
 
     if threads:
@@ -101,9 +95,8 @@ def train_job(run, raw_dir, data, config, outputs, checkpoint, threads=None):
         "job": run.name,
         "settings": settings.results(),
         "device_name": device_name(device),
-        **software(device),  # torch, and on CUDA the CUDA, cuDNN and Triton versions
-        # On a CPU the thread count is part of the result: oneDNN splits its reductions over the
-        # threads, so another count rounds differently (and SGD amplifies it).
+        **software(device),
+        # On a CPU the thread count is part of the result: oneDNN splits reductions over threads.
         "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
         "python": platform.python_version(),
         "scheduler": _scheduler(),

@@ -1,12 +1,9 @@
 """The training loop of one run: fast, and safe to preempt.
 
-The training subset and test set live on the device as tensors; every epoch draws a permutation
-(from a CPU generator, so the batch order is the same on every device); the losses stay on the
-device until the epoch's one read-back (no per-step host syncs); on CUDA the whole step is one
-CUDA graph. Each epoch is evaluated on a copy of the weights (:mod:`.evaluation`). An atomic
-checkpoint (model, optimiser, RNG states, epoch, metrics so far) is written every
-``checkpoint_every`` epochs and when SIGTERM arrives (what SLURM sends before it kills or requeues
-a job), in a background thread while the next epochs train; a restarted job resumes from it.
+The data live on the device; each epoch's permutation comes from a CPU generator (the same batch
+order on every device) and its losses are read back once. A checkpoint is written in the
+background every ``checkpoint_every`` epochs and on SIGTERM (SLURM's notice before a kill or
+requeue); a restarted job resumes from it.
 """
 
 from __future__ import annotations
@@ -96,10 +93,8 @@ def train(
 ) -> tuple[list[dict], AlexNet, dict]:
     """Train one run; returns its per-epoch metrics, the trained model and facts about the job.
 
-    With a ``checkpoint`` path the run resumes from it when it belongs to ``fingerprint`` (else
-    it is set aside), and writes it every ``settings.checkpoint_every`` epochs, after the last
-    epoch, and on SIGTERM (then :class:`Preempted` is raised). A run whose checkpoint is of the
-    last epoch trains nothing: its metrics and model come from the checkpoint.
+    A ``checkpoint`` of ``fingerprint`` is resumed from (else set aside) and written every
+    ``checkpoint_every`` epochs, after the last and on SIGTERM (then :class:`Preempted` is raised).
     """
     device = torch.device(settings.device)
     memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
@@ -113,7 +108,7 @@ def train(
         momentum=settings.momentum,
         weight_decay=settings.weight_decay,
     )
-    eval_model = copy.deepcopy(model)  # the evaluation's copy of the weights
+    eval_model = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(stream_seed(seed, "batches"))
     on_device = data.to(device, memory_format)
     n = on_device.train_x.shape[0]
@@ -122,10 +117,9 @@ def train(
     step = EagerStep(
         model, optimizer, minibatch_loss(model, on_device.train_x, on_device.train_y, autocast)
     )
-    if settings.cuda_graphs and start_epoch < settings.epochs:  # (a finished run trains nothing)
+    if settings.cuda_graphs and start_epoch < settings.epochs:
         step = GraphedStep(step, batch_sizes(n, settings.batch_size))
     clock, wall_start = Clock(device), time.perf_counter()
-    # A progress bar on a terminal (progress=None lets tqdm decide), one log line per epoch always.
     bar = tqdm(
         range(start_epoch, settings.epochs),
         desc=desc,
@@ -161,7 +155,7 @@ def train(
                 )
     info = {
         "device": str(device),
-        "model": settings.model(),  # what rebuilds the network: AlexNet(**model)
+        "model": settings.model(),
         "precision": settings.precision,
         "channels_last": settings.channels_last,
         "cuda_graphs": settings.cuda_graphs,
@@ -169,7 +163,6 @@ def train(
         "conv_epilogue": conv_epilogue_used(model, device),
         "resumed_from_epoch": start_epoch,
         "wall_seconds": time.perf_counter() - wall_start,
-        # the loop's pauses for checkpoints (host copies), and their writing in the background
         "checkpoint_pause_seconds": saved.pause_seconds,
         "checkpoint_write_seconds": saved.write_seconds,
     }
@@ -178,7 +171,7 @@ def train(
 
 def _metrics_row(epoch: int, values: list[float], train_s: float, eval_s: float, desc: str):
     """The metrics of one epoch; a non-finite training loss stops training."""
-    loss, acc, acc_clean, acc_mislabelled, test_loss, test_acc = values
+    loss, acc, _, _, _, test_acc = values
     if not math.isfinite(loss):
         raise TrainingError(
             f"{desc}: training loss became {loss} at epoch {epoch}; "
@@ -188,14 +181,4 @@ def _metrics_row(epoch: int, values: list[float], train_s: float, eval_s: float,
         "%s epoch %d train_loss %.4f train_acc %.4f test_acc %.4f (%.2fs + eval %.2fs)",
         desc, epoch, loss, acc, test_acc, train_s, eval_s,
     )  # fmt: skip
-    return {
-        "epoch": epoch,
-        "train_loss": loss,
-        "train_acc": acc,
-        "train_acc_clean": acc_clean,
-        "train_acc_mislabelled": acc_mislabelled,
-        "test_loss": test_loss,
-        "test_acc": test_acc,
-        "epoch_seconds": train_s,
-        "eval_seconds": eval_s,
-    }
+    return dict(zip(METRIC_COLUMNS, [epoch, *values, train_s, eval_s], strict=True))
