@@ -1,11 +1,8 @@
 """Which package modules a workflow script runs: its ``hw5repro`` imports, followed transitively.
 
 The rules list these modules as inputs (``code(...)`` in workflow/rules/common.smk), so editing a
-module reruns exactly the steps whose scripts import it, directly or through another module.
-Imports are read with :mod:`ast`, anywhere in a file (also inside functions), absolute
-(``import hw5repro.a.b``, ``from hw5repro.a import b``) or relative (``from ..a.b import c``,
-``from . import b``). Importing a module runs the ``__init__.py`` of every package above it, so
-those count too.
+module reruns exactly the steps that import it. Imports are read with :mod:`ast` anywhere in a
+file, absolute or relative; the ``__init__.py`` of every package above a module counts too.
 """
 
 from __future__ import annotations
@@ -19,8 +16,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def module_file(name: str, package_dir: Path = PACKAGE_DIR) -> Path | None:
-    """The file of the module ``name`` (dotted, relative to the package; ``""`` is the package
-    itself): ``a/b.py`` or ``a/b/__init__.py``; None when there is none."""
+    """The file of module ``name`` (dotted, below the package; ``""``: the package), or None."""
     base = package_dir.joinpath(*name.split(".")) if name else package_dir
     if name and base.with_suffix(".py").is_file():
         return base.with_suffix(".py")
@@ -39,8 +35,7 @@ def _package_parts(path: Path, package_dir: Path) -> list[str] | None:
 
 @functools.cache
 def _imports(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
-    """Every import of ``path`` as (level, module, names), parsed once per version of the file:
-    the Snakefile asks for every rule's script, and their imports share most modules."""
+    """Every import of ``path`` as (level, module, names), parsed once per version of the file."""
     tree = ast.parse(Path(path).read_text(), filename=path)
     found = []
     for node in ast.walk(tree):
@@ -53,9 +48,8 @@ def _imports(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, str, tuple
 
 
 def imported_modules(path: str | Path, package_dir: Path = PACKAGE_DIR) -> set[str]:
-    """The package modules (dotted, relative to the package; ``""`` is the package's
-    ``__init__.py``) that the file ``path`` imports itself, not transitively, with every package
-    above them. Raises ValueError for an import of a package module that does not exist."""
+    """The package modules that ``path`` imports directly, with every package above them.
+    Raises ValueError for an import of a package module that does not exist."""
     path, package_dir = Path(path), Path(package_dir)
     stat = path.stat()
     here = _package_parts(path, package_dir)
@@ -74,7 +68,7 @@ def imported_modules(path: str | Path, package_dir: Path = PACKAGE_DIR) -> set[s
         if module_file(name, package_dir) is None:
             raise ValueError(f"{path} imports {PACKAGE}.{name}, which does not exist")
         targets.add(name)
-        for imported in names:  # ``from a import b``: b is a module of package a, or a name
+        for imported in names:  # ``from a import b``: b may be a module
             sub = f"{name}.{imported}" if name else imported
             if module_file(sub, package_dir) is not None:
                 targets.add(sub)
@@ -88,12 +82,12 @@ def _with_parents(name: str) -> list[str]:
 
 
 def module_dependencies(path: str | Path, package_dir: Path = PACKAGE_DIR) -> list[Path]:
-    """The package modules that ``path`` (a script or a package module) runs, transitively, as
-    sorted files; ``path`` itself is included when it is a package module."""
+    """The package modules that ``path`` runs, transitively, as sorted files (with ``path`` itself
+    when it is a package module)."""
     package_dir, path = Path(package_dir), Path(path)
     seen: set[str] = set()
     here = _package_parts(path, package_dir)
-    if here is not None:  # a module of the package: itself and the packages above it
+    if here is not None:
         seen.update(
             _with_parents(".".join(here + ([] if path.stem == "__init__" else [path.stem])))
         )

@@ -1,9 +1,7 @@
 """Logging set-up shared by the thin Snakemake scripts, and what a job's log says when it stops.
 
-A job stopped on purpose by SIGTERM (SLURM's preemption, requeue or time limit; the training loop
-then writes a checkpoint and raises :class:`StoppedBySignal`) is no error: its log says what
-happened and what comes next at WARNING, without a traceback. The job still exits non-zero, so
-that Snakemake does not take its outputs for complete.
+A job checkpointed on SIGTERM (:class:`StoppedBySignal`) logs a WARNING without a traceback, but
+still exits non-zero so that Snakemake does not take its outputs for complete.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import socket
 import sys
 from pathlib import Path
 
-#: What happens to a job stopped by SIGTERM after its checkpoint, in either case.
 NEXT_STEPS = (
     "a job that SLURM requeued (preemption, node failure, scontrol requeue) starts again as the "
     "same SLURM job after SLURM's hold of about 2 minutes and resumes from the checkpoint; a job "
@@ -35,21 +32,17 @@ def setup_logging(
     mode: str = "w",
     history: str | Path | None = None,
 ) -> None:
-    """Log to ``log_path`` (one line per event) and to stderr; uncaught errors land in the log.
+    """Log to ``log_path`` and to stderr; uncaught errors land in the log.
 
-    ``mode="a"`` appends, and each attempt starts with a line naming its process and SLURM job.
-    ``history`` (the training job: ``results/runs/{run}/attempts.log``) keeps the lines of every
-    attempt of a job that has not completed yet: Snakemake removes a job's log before it starts
-    the job, also when SLURM restarts a preempted or requeued job, so the lines of the earlier
-    attempts are copied from ``history`` to the top of the new log, and every line goes to both.
-    The job calls :func:`end_history` once it has succeeded."""
+    ``mode="a"`` appends, each attempt starting with a line naming its process and SLURM job.
+    ``history`` keeps every attempt's lines until :func:`end_history`: Snakemake removes a job's
+    log before each attempt, so they are copied to the top of the new log."""
     if mode not in {"w", "a"}:
         raise ValueError(f"log mode must be 'w' or 'a', got {mode!r}")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         if history is not None and Path(history).is_file():
-            # The log starts as the earlier attempts' lines (whatever the log held before).
             with open(history, "rb") as src, open(log_path, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             mode = "a"
@@ -73,10 +66,10 @@ def setup_logging(
         )
 
     def excepthook(kind, value, tb):
-        if issubclass(kind, StoppedBySignal):  # checkpointed on SIGTERM: no error (WARNING)
+        if issubclass(kind, StoppedBySignal):
             logging.getLogger("hw5repro").warning("job stopped: %s. Next: %s", value, NEXT_STEPS)
             return
-        # a SIGTERM's exception says all there is: where the signal came is no error's cause
+        # a SIGTERM's message says all: where the signal came is no error's cause
         trace = None if issubclass(kind, Terminated) else (kind, value, tb)
         logging.getLogger("hw5repro").error("job failed: %s", value, exc_info=trace)
 
@@ -84,16 +77,12 @@ def setup_logging(
 
 
 class Terminated(BaseException):
-    """SIGTERM where the training loop does not take it over (before its first epoch, after its
-    last). A BaseException, as KeyboardInterrupt is: no ``except Exception`` swallows it."""
+    """SIGTERM outside the training loop; a BaseException so no ``except Exception`` swallows it."""
 
 
 def fail_on_sigterm() -> None:
-    """From here on a SIGTERM ends the job with an error in its log, instead of SIGTERM's
-    default end without a word; the training loop takes the signal over while it runs and
-    checkpoints on it. Outside the loop no checkpoint is due: a restarted job resumes from the
-    last one written, if any. A second SIGTERM (SLURM sends it through srun and to the step) is
-    ignored while the first one ends the job."""
+    """From here on a SIGTERM ends the job with an error in its log, not silently (the training
+    loop takes the signal over while it runs). A second SIGTERM (SLURM sends two) is ignored."""
 
     def handle(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -117,11 +106,8 @@ def end_history(history: str | Path) -> None:
 
 
 def keep_run_log(path: str | Path, job: str) -> Path:
-    """From here on every log line of this process is also appended to ``path``, after a line
-    that names the attempt: a run's own log (``results/runs/{run}/train.log``), which no rule
-    declares and Snakemake never removes. Snakemake removes a job's log before it runs the job
-    again, say after it was killed while its SLURM jobs finished unnoticed: the lines of those
-    jobs, the whole training's, survive here."""
+    """From here on also append every log line to ``path``, after a line naming the attempt: a
+    run's own log, which no rule declares, so Snakemake never removes it before a rerun."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -129,16 +115,8 @@ def keep_run_log(path: str | Path, job: str) -> Path:
     formatters = [h.formatter for h in root.handlers if h.formatter is not None]
     handler.setFormatter(formatters[0] if formatters else logging.Formatter())
     slurm = os.environ.get("SLURM_JOB_ID")
-    handler.handle(
-        logging.LogRecord(
-            "hw5repro",
-            logging.INFO,
-            __file__,
-            0,
-            "---- job %s started (pid %d on %s%s)",
-            (job, os.getpid(), socket.gethostname(), f", SLURM job {slurm}" if slurm else ""),
-            None,
-        )
-    )
+    message = "---- job %s started (pid %d on %s%s)"
+    args = (job, os.getpid(), socket.gethostname(), f", SLURM job {slurm}" if slurm else "")
+    handler.handle(logging.LogRecord("hw5repro", logging.INFO, __file__, 0, message, args, None))
     root.addHandler(handler)
     return path

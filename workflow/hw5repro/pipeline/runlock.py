@@ -1,13 +1,9 @@
 """One writer per run: an exclusive lock that a training job holds while it writes its outputs.
 
-After Snakemake itself is killed (SIGKILL, a lost login session) its SLURM jobs keep running; the
-next ``snakemake --unlock`` and rerun submit the unfinished jobs again. The duplicate of a still
-running training job must not resume from, or overwrite, the checkpoint and outputs the first one
-is writing: it takes the run's lock first and fails at once, naming the job that holds it.
-
-The lock is ``flock`` on ``results/runs/{run}/.lock``: released by the kernel when the holder
-exits, however it exits (also SIGKILL, node reboot for a local file system), so a stale lock file
-never blocks a later job. The file stays (removing a lock file races with a job opening it).
+A killed Snakemake's SLURM jobs keep running, and a rerun submits them again; the duplicate must
+fail at once instead of touching the first one's checkpoint and outputs. The lock is ``flock``,
+released by the kernel however the holder exits, so a stale lock file never blocks; the file
+stays (removing it races with a job opening it).
 """
 
 from __future__ import annotations
@@ -50,8 +46,7 @@ def _describe(holder_text: str) -> str:
 
 @contextmanager
 def run_lock(run_dir: str | Path) -> Iterator[Path]:
-    """Hold ``run_dir/.lock`` exclusively for the ``with`` block; fail at once with
-    :class:`RunLockedError` (naming the holder and what to do) if another process holds it."""
+    """Hold ``run_dir/.lock`` for the ``with`` block; raise :class:`RunLockedError` if held."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
@@ -83,9 +78,8 @@ _held: list = []
 
 
 def hold_run_lock(run_dir: str | Path) -> Path:
-    """Take the run's lock (as :func:`run_lock`) and hold it until this process exits: one line
-    at the top of a job script, before anything reads or writes the run's files."""
+    """Take the run's lock (as :func:`run_lock`) and hold it until this process exits."""
     lock = run_lock(run_dir)
     path = lock.__enter__()
-    _held.append(lock)  # keep the open file (and so the lock) for the life of the process
+    _held.append(lock)  # keeps the file open, and so the lock held
     return path
