@@ -1,12 +1,6 @@
 """A configuration or command line that would not do what the user meant fails before any job,
-in a few lines: each wrong key's path, what is wrong, and what to do.
-
-Snakemake's own report of a schema violation prints the whole schema around one wrong key;
-:func:`config_error` says instead: an unknown key with the nearest allowed one, a removed key with
-what to do instead (:data:`REMOVED_KEYS`), a wrong value with what the schema wants, a value that
-``--config`` left as text with the remedy. The validator's full output comes on request
-(``HW5_FULL_ERRORS=1`` or ``snakemake --verbose``). :func:`check_configfiles` stops a command
-that repeats ``--configfile``, of which Snakemake keeps only the last.
+in a few lines: each wrong key's path, what is wrong, and what to do (Snakemake's own report
+prints the whole schema around one wrong key; the validator's full output comes on request).
 """
 
 from __future__ import annotations
@@ -19,8 +13,12 @@ import yaml
 
 from .config import _plain
 
-#: Keys (dotted) that the configuration no longer has, with what to do instead. A key listed here
-#: that the schema still defines is not removed yet and is validated as usual.
+_ONE_JOB_PER_RUN = (
+    "removed: every run is one job; delete the key "
+    "(for one GPU, run jobs side by side with --cores)"
+)
+#: Keys (dotted) that the configuration no longer has, with what to do instead (only reported
+#: as such once the schema drops them).
 REMOVED_KEYS = {
     "training.compile": "removed: it measured no gain; delete the key",
     "training.eval_overlap": "removed: it measured no gain; delete the key",
@@ -29,14 +27,8 @@ REMOVED_KEYS = {
         "delete the key"
     ),
     "training.first_conv": "removed: delete the key",
-    "training.runs_per_job": (
-        "removed: every run is one job; delete the key "
-        "(for one GPU, run jobs side by side with --cores)"
-    ),
-    "training.group_form": (
-        "removed: every run is one job; delete the key "
-        "(for one GPU, run jobs side by side with --cores)"
-    ),
+    "training.runs_per_job": _ONE_JOB_PER_RUN,
+    "training.group_form": _ONE_JOB_PER_RUN,
     "training.conv_bias": "renamed: use training.conv_epilogue (torch or triton)",
 }
 #: JSON-schema type names of the values YAML reads from text.
@@ -72,19 +64,13 @@ def _wanted_as_typed(error) -> bool:
 
 
 def values_left_as_text(config: Mapping, schema: Mapping) -> list[str]:
-    """The keys (``section.key[index]``) whose value is a string where the schema wants a number,
-    boolean, null or list that the string reads as in YAML (Snakemake reads a value nested in
-    ``--config 'section={...}'`` as text: ``'20'``, not 20)."""
+    """The keys whose value is a string where the schema wants what the string reads as in YAML
+    (Snakemake reads a value nested in ``--config 'section={...}'`` as text: ``'20'``, not 20)."""
     import jsonschema
 
     validator = jsonschema.validators.validator_for(schema)(schema)
-    return [
-        "".join(
-            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-        )[1:]
-        for error in validator.iter_errors(_plain(config))
-        if _wanted_as_typed(error)
-    ]
+    errors = validator.iter_errors(_plain(config))
+    return [_dotted(error.absolute_path) for error in errors if _wanted_as_typed(error)]
 
 
 def text_values_hint(keys: list[str]) -> str:
@@ -97,7 +83,6 @@ def text_values_hint(keys: list[str]) -> str:
     )
 
 
-#: The environment variable that asks for the validator's full output.
 FULL_ERRORS_VARIABLE = "HW5_FULL_ERRORS"
 #: At most this many violations are listed (the rest are counted).
 MAX_LISTED = 5
@@ -176,8 +161,7 @@ def config_problems(config: Mapping, schema: Mapping) -> str | None:
 
 def config_error(config: Mapping, schema: Mapping, error: Exception, full: bool) -> Exception:
     """What to raise for ``error``, the failed validation of ``config``: ``error`` itself when
-    ``full`` output was asked for or nothing shorter explains it, else a ``WorkflowError``
-    (whose report Snakemake prints without a traceback) with :func:`config_problems`."""
+    ``full`` or nothing shorter explains it, else a ``WorkflowError`` (shown without traceback)."""
     from snakemake.exceptions import WorkflowError
 
     problems = None if full else config_problems(config, schema)
@@ -193,16 +177,14 @@ class CommandLineError(ValueError):
 
 
 def _configfile_option(token: str) -> tuple[bool, str | None]:
-    """Whether ``token`` is the ``--configfile`` option (or a prefix argparse takes for it), and
-    the value given with ``=`` if any."""
+    """Whether ``token`` is ``--configfile`` (or a prefix of it), and its ``=`` value if any."""
     name, eq, value = token.partition("=")
     is_option = len(name) > len("--config") and any(o.startswith(name) for o in CONFIGFILE_OPTIONS)
     return is_option, (value if eq else None)
 
 
 def configfile_groups(argv: Sequence[str]) -> list[list[str]]:
-    """The files of every ``--configfile`` occurrence in ``argv``, in order (each occurrence takes
-    the words after it up to the next option, as Snakemake's parser does)."""
+    """The files of every ``--configfile`` occurrence in ``argv``, as Snakemake parses them."""
     groups: list[list[str]] = []
     current: list[str] | None = None
     for token in argv:
@@ -220,8 +202,7 @@ def configfile_groups(argv: Sequence[str]) -> list[list[str]]:
 
 
 def check_configfiles(argv: Sequence[str]) -> None:
-    """Raise :class:`CommandLineError` when ``--configfile`` occurs more than once in ``argv``:
-    Snakemake keeps only the last occurrence's files."""
+    """Raise :class:`CommandLineError` on a repeated ``--configfile`` (Snakemake keeps the last)."""
     groups = configfile_groups(argv)
     if len(groups) < 2:
         return
