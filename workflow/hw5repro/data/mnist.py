@@ -27,9 +27,8 @@ SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 FILES = tuple(SHA256)
-#: The data step's manifest beside the files: their verified SHA-256. Training depends on it, not
-#: on the files: small, Snakemake compares it by content, so a copy of the project without
-#: timestamps (``cp -r``, rsync without ``-t``) reruns nothing.
+#: The files' verified SHA-256, which training depends on: compared by content, so a copy of the
+#: project without timestamps reruns nothing.
 MANIFEST = "sha256.json"
 
 
@@ -38,7 +37,7 @@ class DataError(RuntimeError):
 
 
 def sha256(path: str | Path) -> str:
-    """SHA-256 of a file's content (MNIST files, and the data artifacts a checkpoint names)."""
+    """SHA-256 of a file's content."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -61,9 +60,8 @@ def _source_file(local_dir: Path, name: str) -> Path | None:
 
 
 def check_local_dir(local_dir: str | Path | None) -> None:
-    """Fail early (at config validation, before any job) when ``data.local_dir`` is set but is
-    not a folder holding the four IDX files, naming the folder and every missing file.
-    Checksums are verified when the files are copied (``fetch``)."""
+    """Fail at config validation when ``data.local_dir`` is set but lacks any of the four IDX
+    files (checksums are verified by :func:`fetch`)."""
     if local_dir is None:
         return
     folder = Path(local_dir)
@@ -95,7 +93,7 @@ def _stage_local(local_dir: Path, staging: Path) -> None:
 def _download_failed(err: BaseException) -> DataError:
     """The download error with its cause and the way around it (data.local_dir)."""
     cause = str(err).strip() or type(err).__name__
-    # torchvision lists every mirror with its error; the innermost reason is the useful part.
+    # torchvision lists every mirror's error; the innermost reason is the useful part.
     reasons = re.findall(r"<urlopen error (.*?)>", cause)
     reason = reasons[-1] if reasons else cause.splitlines()[-1]
     return DataError(
@@ -123,12 +121,9 @@ def _stage_download(staging: Path) -> None:
 
 
 def fetch(out_dir: str | Path, local_dir: str | Path | None = None) -> list[Path]:
-    """Put the four decompressed IDX files into ``out_dir``, verified by SHA-256.
-
-    With ``local_dir`` the files (gz or raw) are taken from that folder; otherwise torchvision
-    downloads them from its usual mirrors. Files are staged in a temporary folder and moved into
-    place only after all four checksums match, so a failure leaves no half-written output.
-    """
+    """Put the four decompressed IDX files into ``out_dir``, verified by SHA-256, from
+    ``local_dir`` (gz or raw) or else downloaded by torchvision. They are staged and moved into
+    place only once all four match, so a failure leaves no half-written output."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
@@ -146,11 +141,9 @@ def fetch(out_dir: str | Path, local_dir: str | Path | None = None) -> list[Path
                     f"MNIST file {name} is corrupt: SHA-256 {got} != expected {SHA256[name]}"
                     + (f" (source folder {local_dir})" if local_dir else "")
                 )
-        targets = []
         for name in FILES:
             os.replace(staging / name, out_dir / name)
-            targets.append(out_dir / name)
-    return targets
+    return [out_dir / name for name in FILES]
 
 
 def write_manifest(path: str | Path) -> None:
@@ -159,8 +152,7 @@ def write_manifest(path: str | Path) -> None:
 
 
 def read_idx(path: Path, ndim: int):
-    """An IDX file of unsigned bytes (magic 0x0000 08 ndim, big-endian int32 sizes, data) as a
-    numpy array; a malformed or truncated file is a DataError naming it."""
+    """An IDX file of unsigned bytes as a numpy array; a malformed one is a DataError."""
     import numpy as np
 
     data = Path(path).read_bytes()
@@ -197,8 +189,8 @@ def load_split(raw_dir: str | Path, train: bool) -> tuple[torch.Tensor, torch.Te
 
 
 def make_subset(raw_dir: str | Path, train_size: int, test_size: int | None, seed: int) -> dict:
-    """The experiment's data: ``train_size`` training images drawn once without replacement
-    with ``seed``, and the first ``test_size`` test images (all 10,000 when None)."""
+    """``train_size`` training images drawn without replacement with ``seed``, and the first
+    ``test_size`` test images (all when None)."""
     import torch
 
     train_x, train_y = load_split(raw_dir, train=True)

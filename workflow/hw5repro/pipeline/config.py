@@ -1,7 +1,6 @@
 """The configuration's keys split once: settings that change a result, and operational ones.
 
-A rule's ``params`` carry only result settings, so changing an operational key reruns nothing; the
-training job gets the operational keys back from the workflow's config (:func:`job_config`).
+A rule's ``params`` carry only result settings, so changing an operational key reruns nothing.
 ``python -m hw5repro.pipeline.config --write`` regenerates config/README.md's key table.
 """
 
@@ -32,7 +31,7 @@ TABLE_END = "<!-- end of keys -->"
 
 
 def is_operational(key: str) -> bool:
-    """Whether the dotted ``key`` (e.g. ``training.checkpoint_every``) never changes a result."""
+    """Whether the dotted ``key`` never changes a result."""
     return any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS)
 
 
@@ -78,9 +77,9 @@ def job_config(params: Mapping, config: Mapping) -> dict:
 
 def merge(base: Mapping, overlay: Mapping) -> dict:
     """``overlay`` over ``base``, key by key in nested sections, as Snakemake merges configs."""
-    from snakemake.utils import update_config  # the very function Snakemake merges them with
+    from snakemake.utils import update_config
 
-    merged = _plain(base)  # a copy
+    merged = _plain(base)
     update_config(merged, _plain(overlay))
     return merged
 
