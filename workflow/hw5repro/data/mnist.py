@@ -27,8 +27,7 @@ SHA256 = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 FILES = tuple(SHA256)
-#: The files' verified SHA-256, which training depends on: compared by content, so a copy of the
-#: project without timestamps reruns nothing.
+#: The verified SHA-256, which training depends on (by content: an untimed copy reruns nothing).
 MANIFEST = "sha256.json"
 
 
@@ -60,8 +59,7 @@ def _source_file(local_dir: Path, name: str) -> Path | None:
 
 
 def check_local_dir(local_dir: str | Path | None) -> None:
-    """Fail at config validation when ``data.local_dir`` is set but lacks any of the four IDX
-    files (checksums are verified by :func:`fetch`)."""
+    """Fail when ``data.local_dir`` is set but lacks any of the four IDX files (no checksums)."""
     if local_dir is None:
         return
     folder = Path(local_dir)
@@ -121,9 +119,8 @@ def _stage_download(staging: Path) -> None:
 
 
 def fetch(out_dir: str | Path, local_dir: str | Path | None = None) -> list[Path]:
-    """Put the four decompressed IDX files into ``out_dir``, verified by SHA-256, from
-    ``local_dir`` (gz or raw) or else downloaded by torchvision. They are staged and moved into
-    place only once all four match, so a failure leaves no half-written output."""
+    """Put the four IDX files, from ``local_dir`` or downloaded, into ``out_dir``: staged, and
+    moved into place once all four SHA-256 match, so a failure leaves no half-written output."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
@@ -189,8 +186,7 @@ def load_split(raw_dir: str | Path, train: bool) -> tuple[torch.Tensor, torch.Te
 
 
 def make_subset(raw_dir: str | Path, train_size: int, test_size: int | None, seed: int) -> dict:
-    """``train_size`` training images drawn without replacement with ``seed``, and the first
-    ``test_size`` test images (all when None)."""
+    """``train_size`` training images drawn with ``seed``; the first ``test_size`` (None: all)."""
     import torch
 
     train_x, train_y = load_split(raw_dir, train=True)

@@ -1,8 +1,5 @@
-"""Which package modules a workflow script runs: its ``hw5repro`` imports, followed transitively.
-
-The rules list these modules as inputs (``code(...)`` in workflow/rules/common.smk), so editing a
-module reruns exactly the steps that import it. Imports are read with :mod:`ast` anywhere in a
-file, absolute or relative; the ``__init__.py`` of every package above a module counts too.
+"""Which package modules a workflow script runs (its ``hw5repro`` imports, transitively, with the
+packages above them): rule inputs (``code(...)``), so editing a module reruns the steps using it.
 """
 
 from __future__ import annotations
@@ -48,8 +45,7 @@ def _imports(path: str, mtime_ns: int, size: int) -> tuple[tuple[int, str, tuple
 
 
 def imported_modules(path: str | Path, package_dir: Path = PACKAGE_DIR) -> set[str]:
-    """The package modules that ``path`` imports directly, with every package above them.
-    Raises ValueError for an import of a package module that does not exist."""
+    """The package modules ``path`` imports directly (ValueError for one that does not exist)."""
     path, package_dir = Path(path), Path(package_dir)
     stat = path.stat()
     here = _package_parts(path, package_dir)
@@ -82,8 +78,7 @@ def _with_parents(name: str) -> list[str]:
 
 
 def module_dependencies(path: str | Path, package_dir: Path = PACKAGE_DIR) -> list[Path]:
-    """The package modules that ``path`` runs, transitively, as sorted files (with ``path`` itself
-    when it is a package module)."""
+    """The package modules that ``path`` runs (itself included), transitively, as sorted files."""
     package_dir, path = Path(package_dir), Path(path)
     seen: set[str] = set()
     here = _package_parts(path, package_dir)

@@ -1,8 +1,6 @@
 """The configuration's keys split once: settings that change a result, and operational ones.
-
-A rule's ``params`` carry only result settings, so changing an operational key reruns nothing.
-``python -m hw5repro.pipeline.config --write`` regenerates config/README.md's key table.
-"""
+Rule ``params`` carry only result settings, so changing an operational key reruns nothing;
+``python -m hw5repro.pipeline.config --write`` regenerates config/README.md's key table."""
 
 from __future__ import annotations
 

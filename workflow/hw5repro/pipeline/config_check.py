@@ -1,7 +1,6 @@
 """A configuration or command line that would not do what the user meant fails before any job,
 in a few lines: each wrong key's path, what is wrong, and what to do (Snakemake's own report
-prints the whole schema around one wrong key; the validator's full output comes on request).
-"""
+prints the whole schema around one wrong key; the validator's full output comes on request)."""
 
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ _ONE_JOB_PER_RUN = (
     "removed: every run is one job; delete the key "
     "(for one GPU, run jobs side by side with --cores)"
 )
-#: Keys (dotted) that the configuration no longer has, with what to do instead (only reported
-#: as such once the schema drops them).
+#: Keys (dotted) the configuration no longer has (once the schema drops them), and what to do.
 REMOVED_KEYS = {
     "training.compile": "removed: it measured no gain; delete the key",
     "training.eval_overlap": "removed: it measured no gain; delete the key",
@@ -64,8 +62,7 @@ def _wanted_as_typed(error) -> bool:
 
 
 def values_left_as_text(config: Mapping, schema: Mapping) -> list[str]:
-    """The keys whose value is a string where the schema wants what the string reads as in YAML
-    (Snakemake reads a value nested in ``--config 'section={...}'`` as text: ``'20'``, not 20)."""
+    """Keys whose string value (``--config 'section={...}'`` leaves text) YAML reads as wanted."""
     import jsonschema
 
     validator = jsonschema.validators.validator_for(schema)(schema)
@@ -109,12 +106,11 @@ def _schema_at(schema: Mapping, path) -> Mapping:
 
 
 def _unknown_key(key: str, allowed: list[str]) -> str:
-    name = key.rpartition(".")[2]
+    where, _, name = key.rpartition(".")
     if key in REMOVED_KEYS:
         return f"{key}: {REMOVED_KEYS[key]}"
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
     if close:
-        where = key.rpartition(".")[0]
         return f"{key}: unknown key; did you mean {where + '.' if where else ''}{close[0]}?"
     return f"{key}: unknown key; allowed here: {', '.join(allowed)}"
 
@@ -150,18 +146,15 @@ def config_problems(config: Mapping, schema: Mapping) -> str | None:
     listed = lines[:MAX_LISTED]
     if len(lines) > MAX_LISTED:
         listed.append(f"... and {len(lines) - MAX_LISTED} more")
-    return "\n".join(
-        [
-            "Error validating config file (config/README.md lists every key; "
-            f"{FULL_ERRORS_VARIABLE}=1 or snakemake --verbose prints the validator's full output):",
-            *(f"  {line}" for line in listed),
-        ]
+    header = (
+        "Error validating config file (config/README.md lists every key; "
+        f"{FULL_ERRORS_VARIABLE}=1 or snakemake --verbose prints the validator's full output):"
     )
+    return "\n".join([header, *(f"  {line}" for line in listed)])
 
 
 def config_error(config: Mapping, schema: Mapping, error: Exception, full: bool) -> Exception:
-    """What to raise for ``error``, the failed validation of ``config``: ``error`` itself when
-    ``full`` or nothing shorter explains it, else a ``WorkflowError`` (shown without traceback)."""
+    """``error`` itself when ``full`` or nothing shorter explains it, else a ``WorkflowError``."""
     from snakemake.exceptions import WorkflowError
 
     problems = None if full else config_problems(config, schema)

@@ -1,8 +1,6 @@
-"""Logging set-up shared by the thin Snakemake scripts, and what a job's log says when it stops.
-
-A job checkpointed on SIGTERM (:class:`StoppedBySignal`) logs a WARNING without a traceback, but
-still exits non-zero so that Snakemake does not take its outputs for complete.
-"""
+"""Logging set-up shared by the thin Snakemake scripts, and what a job's log says when it stops:
+a job checkpointed on SIGTERM (:class:`StoppedBySignal`) logs a WARNING without a traceback, but
+still exits non-zero so that Snakemake does not take its outputs for complete."""
 
 from __future__ import annotations
 
@@ -32,11 +30,8 @@ def setup_logging(
     mode: str = "w",
     history: str | Path | None = None,
 ) -> None:
-    """Log to ``log_path`` and to stderr; uncaught errors land in the log.
-
-    ``mode="a"`` appends, each attempt starting with a line naming its process and SLURM job.
-    ``history`` keeps every attempt's lines until :func:`end_history`: Snakemake removes a job's
-    log before each attempt, so they are copied to the top of the new log."""
+    """Log to ``log_path`` and to stderr; uncaught errors land in the log. ``history`` keeps every
+    attempt's lines until :func:`end_history` (Snakemake removes the log before each attempt)."""
     if mode not in {"w", "a"}:
         raise ValueError(f"log mode must be 'w' or 'a', got {mode!r}")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -81,8 +76,7 @@ class Terminated(BaseException):
 
 
 def fail_on_sigterm() -> None:
-    """From here on a SIGTERM ends the job with an error in its log, not silently (the training
-    loop takes the signal over while it runs). A second SIGTERM (SLURM sends two) is ignored."""
+    """From here on a SIGTERM ends the job with an error in its log; a second one is ignored."""
 
     def handle(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -106,8 +100,7 @@ def end_history(history: str | Path) -> None:
 
 
 def keep_run_log(path: str | Path, job: str) -> Path:
-    """From here on also append every log line to ``path``, after a line naming the attempt: a
-    run's own log, which no rule declares, so Snakemake never removes it before a rerun."""
+    """Also append every log line to ``path``, a run's own log that Snakemake never removes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()

@@ -1,10 +1,6 @@
-"""One writer per run: an exclusive lock that a training job holds while it writes its outputs.
-
-A killed Snakemake's SLURM jobs keep running, and a rerun submits them again; the duplicate must
-fail at once instead of touching the first one's checkpoint and outputs. The lock is ``flock``,
-released by the kernel however the holder exits, so a stale lock file never blocks; the file
-stays (removing it races with a job opening it).
-"""
+"""One writer per run: an exclusive ``flock`` a training job holds while it writes its outputs, so
+the duplicate a rerun submits after Snakemake was killed fails at once. The kernel releases it
+however the holder exits; the file stays (removing it races with a job opening it)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 
@@ -65,8 +66,7 @@ def check_allocated_gpu(environ: Mapping[str, str] = os.environ) -> None:
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU (unless the job was allocated a GPU:
-    :func:`check_allocated_gpu`); ``cuda``/``cuda:N`` must exist."""
+    """``auto`` -> CUDA when available, else CPU; ``cuda``/``cuda:N`` must exist."""
     if spec == "auto":
         check_allocated_gpu()
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -87,8 +87,7 @@ def resolve_device(spec: str) -> torch.device:
 
 def select_algorithms(device: torch.device, deterministic: bool) -> None:
     """Process-wide ``training.deterministic``: True makes a rerun on the same GPU and software
-    reproduce every metric (no cuDNN autotuning, fixed cuBLAS workspace unless the environment
-    sets one); False lets cuDNN autotune. A CPU run is deterministic either way."""
+    reproduce every metric; False lets cuDNN autotune. A CPU run is deterministic either way."""
     if torch.are_deterministic_algorithms_enabled() != bool(deterministic):
         # Only on a change: the call imports torch._inductor's config, and with it torch._dynamo.
         torch.use_deterministic_algorithms(bool(deterministic))
@@ -105,11 +104,9 @@ def software(device: torch.device) -> dict[str, str | None]:
     on_cuda = device.type == "cuda"
     triton = None
     for distribution in ("triton", "pytorch-triton") if on_cuda else ():  # (nightlies: the latter)
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             triton = metadata.version(distribution)
             break
-        except metadata.PackageNotFoundError:
-            pass
     return {
         "torch": torch.__version__,
         "cuda": torch.version.cuda if on_cuda else None,

@@ -1,7 +1,5 @@
-"""The Snakemake training job of one run: its data, its training and its output files.
-
-Idempotent: the checkpoint is kept after the last epoch, so rerunning a finished run with the same
-fingerprint (result settings and data) trains nothing and rewrites the outputs from it.
+"""The Snakemake training job of one run. Idempotent: a rerun of a finished run of the same
+fingerprint (result settings and data) trains nothing and rewrites the outputs from its checkpoint.
 """
 
 from __future__ import annotations
@@ -59,10 +57,7 @@ def _scheduler() -> dict:
 
 def train_job(run, raw_dir, data, config, outputs, checkpoint, threads=None):
     """Train the run named ``run``; write ``outputs``' ``metrics`` CSV, ``model`` and ``info`` JSON.
-
-    The data (subset of ``raw_dir`` per ``data``, plus the run's corruption) are made here,
-    deterministically. ``config`` holds ``model`` and ``training``; training resumes from a
-    ``checkpoint`` of the same fingerprint."""
+    The data are made here from ``raw_dir`` and ``data``; ``config``: ``model``, ``training``."""
     import pandas as pd
 
     if threads:
@@ -79,13 +74,11 @@ def train_job(run, raw_dir, data, config, outputs, checkpoint, threads=None):
     with _naming_the_deterministic_setting(settings):
         rows, model, info = train(run_data, settings, run.seed, checkpoint, identity, desc=run.name)
     if info["resumed_from_epoch"] == settings.epochs:
-        log.info(
+        message = (
             "%s: already trained (%d epochs, fingerprint %s): outputs written again from its "
-            "checkpoint",
-            run.name,
-            settings.epochs,
-            identity[:12],
+            "checkpoint"
         )
+        log.info(message, run.name, settings.epochs, identity[:12])
     Path(outputs["metrics"]).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=METRIC_COLUMNS).to_csv(outputs["metrics"], index=False)
     state = {"model_settings": info["model"], "state_dict": checkpoints.to_cpu(model.state_dict())}

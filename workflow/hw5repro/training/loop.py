@@ -1,10 +1,6 @@
-"""The training loop of one run: fast, and safe to preempt.
-
-The data live on the device; each epoch's permutation comes from a CPU generator (the same batch
-order on every device) and its losses are read back once. A checkpoint is written in the
-background every ``checkpoint_every`` epochs and on SIGTERM (SLURM's notice before a kill or
-requeue); a restarted job resumes from it.
-"""
+"""The training loop of one run: the batch order comes from a CPU generator (the same on every
+device); a checkpoint is written in the background every ``checkpoint_every`` epochs and on SIGTERM
+(SLURM's notice before a kill or requeue), and a restarted job resumes from it."""
 
 from __future__ import annotations
 
@@ -66,8 +62,7 @@ class _SigtermFlag:
         return self
 
     def _handle(self, signum, frame):
-        # only the flag: logging here could re-enter a log write the signal interrupted (SLURM
-        # sends SIGTERM twice, through srun and to the step); the loop reports it (Preempted)
+        # only the flag: logging here could re-enter a log write the signal interrupted
         self.raised = True
 
     def __exit__(self, *exc):
@@ -92,10 +87,7 @@ def train(
     desc: str = "train",
 ) -> tuple[list[dict], AlexNet, dict]:
     """Train one run; returns its per-epoch metrics, the trained model and facts about the job.
-
-    A ``checkpoint`` of ``fingerprint`` is resumed from (else set aside) and written every
-    ``checkpoint_every`` epochs, after the last and on SIGTERM (then :class:`Preempted` is raised).
-    """
+    A ``checkpoint`` of ``fingerprint`` is resumed; on SIGTERM :class:`Preempted` is raised."""
     device = torch.device(settings.device)
     memory_format = torch.channels_last if settings.channels_last else torch.contiguous_format
     select_algorithms(device, settings.deterministic)
