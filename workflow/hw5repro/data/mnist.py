@@ -119,8 +119,7 @@ def _stage_download(staging: Path) -> None:
 
 
 def fetch(out_dir: str | Path, local_dir: str | Path | None = None) -> list[Path]:
-    """Put the four IDX files, from ``local_dir`` or downloaded, into ``out_dir``: staged, and
-    moved into place once all four SHA-256 match, so a failure leaves no half-written output."""
+    """The four verified IDX files (``local_dir``'s, else downloaded) into ``out_dir``, or none."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:

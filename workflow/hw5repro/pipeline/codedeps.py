@@ -83,9 +83,8 @@ def module_dependencies(path: str | Path, package_dir: Path = PACKAGE_DIR) -> li
     seen: set[str] = set()
     here = _package_parts(path, package_dir)
     if here is not None:
-        seen.update(
-            _with_parents(".".join(here + ([] if path.stem == "__init__" else [path.stem])))
-        )
+        module = here + ([] if path.stem == "__init__" else [path.stem])
+        seen.update(_with_parents(".".join(module)))
     todo = [path]
     while todo:
         current = todo.pop()

@@ -4,6 +4,7 @@ prints the whole schema around one wrong key; the validator's full output comes 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from collections.abc import Mapping, Sequence
@@ -40,10 +41,8 @@ def _typed(text: str):
     except yaml.YAMLError:
         return text
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return float(value)
-        except ValueError:
-            pass
     return value
 
 
@@ -81,9 +80,8 @@ def text_values_hint(keys: list[str]) -> str:
 
 
 FULL_ERRORS_VARIABLE = "HW5_FULL_ERRORS"
-#: At most this many violations are listed (the rest are counted).
+#: At most this many violations are listed (the rest counted), each cut to MAX_MESSAGE characters.
 MAX_LISTED = 5
-#: A violation's message is cut to this many characters.
 MAX_MESSAGE = 240
 
 

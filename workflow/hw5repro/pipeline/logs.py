@@ -53,12 +53,9 @@ def setup_logging(
     )
 
     if mode == "a" or history is not None:
-        logging.getLogger("hw5repro").info(
-            "---- job started (pid %d on %s%s)",
-            os.getpid(),
-            socket.gethostname(),
-            f", SLURM job {os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else "",
-        )
+        slurm = f", SLURM job {os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else ""
+        pid, host = os.getpid(), socket.gethostname()
+        logging.getLogger("hw5repro").info("---- job started (pid %d on %s%s)", pid, host, slurm)
 
     def excepthook(kind, value, tb):
         if issubclass(kind, StoppedBySignal):

@@ -86,8 +86,8 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def select_algorithms(device: torch.device, deterministic: bool) -> None:
-    """Process-wide ``training.deterministic``: True makes a rerun on the same GPU and software
-    reproduce every metric; False lets cuDNN autotune. A CPU run is deterministic either way."""
+    """``training.deterministic``, process-wide: True makes reruns on the same GPU and software
+    reproduce every metric (as a CPU run always does); False lets cuDNN autotune."""
     if torch.are_deterministic_algorithms_enabled() != bool(deterministic):
         # Only on a change: the call imports torch._inductor's config, and with it torch._dynamo.
         torch.use_deterministic_algorithms(bool(deterministic))

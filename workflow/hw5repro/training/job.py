@@ -1,6 +1,5 @@
 """The Snakemake training job of one run. Idempotent: a rerun of a finished run of the same
-fingerprint (result settings and data) trains nothing and rewrites the outputs from its checkpoint.
-"""
+fingerprint (result settings, data) rewrites the outputs from its checkpoint, training nothing."""
 
 from __future__ import annotations
 
