@@ -119,7 +119,7 @@ def _stage_download(staging: Path) -> None:
 
 
 def fetch(out_dir: str | Path, local_dir: str | Path | None = None) -> list[Path]:
-    """The four verified IDX files (``local_dir``'s, else downloaded) into ``out_dir``, or none."""
+    """Fetch MNIST's IDX files (``local_dir``'s or downloaded) to ``out_dir``: verified, or none."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".staging-") as tmp:
