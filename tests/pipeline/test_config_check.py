@@ -63,10 +63,10 @@ def test_a_removed_key_fails_naming_it_and_what_to_do_instead():
     )
     config = _config(training={"runs_per_job": 2, "conv_bias": "add"})
     problems = config_problems(config, SCHEMA).splitlines()
-    assert problems[1:] == [
-        "  training.conv_bias: renamed: use training.conv_epilogue (torch or triton)",
+    assert problems[1:] == [  # in the configuration's order
         "  training.runs_per_job: removed: every run is one job; delete the key "
         "(for one GPU, run jobs side by side with --cores)",
+        "  training.conv_bias: renamed: use training.conv_epilogue (torch or triton)",
     ]
 
 
