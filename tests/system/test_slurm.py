@@ -372,7 +372,41 @@ def _save_evidence(workdir: Path, evidence: dict) -> None:
     print(text)
 
 
-def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(slurm_env, slurm_run, tmp_path):
+TIME_LIMIT_RUN, TIME_LIMIT_EPOCHS = "labels_r1_s0", 2000  # only the warning stops it
+
+
+@pytest.fixture(scope="module")
+def time_limit_job(slurm_env, slurm_run, tmp_path_factory):
+    """A training job with a limit of seven minutes, started in the background before the failing
+    and the requeue tests (which take the cluster's other slot), so that its minutes of waiting
+    for SLURM's warning overlap theirs; ``test_a_training_job_warned_...`` checks it at the end.
+    Yields (Snakemake's process, its console file, the working directory)."""
+    base = tmp_path_factory.mktemp("time-limit")
+    workdir = base / "hw5repro"
+    shutil.copytree(slurm_run[0], workdir, symlinks=True, ignore=COPY_IGNORES)
+    config = write_config(
+        base / "config.yaml",
+        experiment=EXPERIMENT,
+        training={**TRAINING, "epochs": TIME_LIMIT_EPOCHS, "checkpoint_every": 5000},
+        resources={"train": {"runtime": 7}},
+    )
+    env = {**slurm_env, "PATH": os.pathsep.join([str(Path(SNAKEMAKE).parent), slurm_env["PATH"]])}
+    target = f"results/runs/{TIME_LIMIT_RUN}/metrics.csv"
+    cmd = ["snakemake", target, "--cores", "8", "--profile", "slurm", "--configfile", str(config)]
+    console = base / "snakemake.out"
+    with console.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc, console, workdir
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(
+    slurm_env, slurm_run, time_limit_job, tmp_path
+):
     """training.device: cuda fails on the GPU-less node: a failure a second try cannot fix, so it
     is submitted once. Snakemake exits non-zero, names the SLURM log and the rule log, prints the
     rule log (with the clear error) and keeps other jobs' outputs."""
@@ -419,48 +453,6 @@ def test_failing_slurm_job_is_reported_with_its_log_and_not_retried(slurm_env, s
     assert (workdir / "results/runs/labels_r1_s0/metrics.csv").is_file()
 
 
-def test_a_training_job_warned_of_its_time_limit_checkpoints_and_stops(
-    slurm_env, slurm_run, tmp_path
-):
-    """The profile asks SLURM for SIGTERM 5 minutes before a training job's time limit
-    (--signal=TERM@300): the job finishes its epoch, writes its checkpoint and stops, and SLURM
-    reports it FAILED, not TIMEOUT, long before the SIGKILL of the limit. With a limit of seven
-    minutes the warning is due after two; SLURM may send it up to a minute early (sbatch's
-    documentation; 15 s early here with six minutes), so it comes one to two minutes in, when
-    the job is in its epoch loop. With a limit under five minutes it came at once, at times
-    before the loop had set its handler, and SIGTERM's default action ended the job without a
-    checkpoint."""
-    import torch
-
-    src = slurm_run[0]
-    workdir = tmp_path / "hw5repro"
-    shutil.copytree(src, workdir, symlinks=True, ignore=COPY_IGNORES)
-    run, epochs = "labels_r1_s0", 2000  # far more than the minutes to the warning: only it stops
-    config = write_config(
-        tmp_path / "config.yaml",
-        experiment=EXPERIMENT,
-        training={**TRAINING, "epochs": epochs, "checkpoint_every": 5000},
-        resources={"train": {"runtime": 7}},
-    )
-    proc, _ = _user_command(workdir, config, f"results/runs/{run}/metrics.csv", env=slurm_env)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output[-3000:]
-    assert "SLURM status is: 'FAILED'" in output, output[-3000:]
-    (job_id,) = [m["slurm_id"] for m in SUBMITTED.finditer(output)]
-    record = _scontrol_job(job_id, slurm_env)
-    assert record["JobState"] == "FAILED", record
-    minutes, seconds = record["RunTime"].split(":")[-2:]
-    assert 50 <= int(minutes) * 60 + int(seconds) < 420, record  # at the warning, before the limit
-
-    log = (workdir / f"results/logs/train/{run}.log").read_text()
-    stopped = re.search(r"stopped by SIGTERM after epoch (\d+); checkpoint written", log)
-    assert stopped, log[-3000:]
-    checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    assert state["epoch"] == int(stopped.group(1)) and 1 <= state["epoch"] < epochs
-    assert len(state["metrics"]) == state["epoch"]
-
-
 def _wait_for(predicate, what: str, proc: subprocess.Popen, console: Path, timeout=300):
     """Poll ``predicate`` until it returns something true; fail if Snakemake (``proc``, writing
     to ``console``) exits first or after ``timeout`` seconds."""
@@ -476,7 +468,9 @@ def _wait_for(predicate, what: str, proc: subprocess.Popen, console: Path, timeo
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tmp_path):
+def test_preempted_training_job_is_requeued_and_resumes(
+    slurm_env, slurm_run, time_limit_job, tmp_path
+):
     """A training job that SLURM requeues while it runs (as on preemption or node failure; here
     `scontrol requeue`) checkpoints on SIGTERM, runs again as the same SLURM job, resumes from its
     checkpoint and completes; Snakemake waits for it without resubmitting anything, and the run's
@@ -487,7 +481,7 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tm
     workdir = tmp_path / "hw5repro"
     shutil.copytree(src, workdir, symlinks=True, ignore=COPY_IGNORES)
     run = "labels_r1_s0"
-    epochs = 60  # long enough to requeue it while it runs (about a second an epoch)
+    epochs = 24  # long enough to requeue it while it runs (about a second an epoch)
     training = {**TRAINING, "epochs": epochs, "checkpoint_every": 2}
     config = write_config(tmp_path / "config.yaml", experiment=EXPERIMENT, training=training)
     env = {**slurm_env, "PATH": os.pathsep.join([str(Path(SNAKEMAKE).parent), slurm_env["PATH"]])}
@@ -495,7 +489,6 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tm
     cmd = ["snakemake", target, "--cores", "8", "--profile", "slurm", "--configfile", str(config)]
     console = tmp_path / "snakemake.out"  # a file, not a pipe nobody reads while it runs
     checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
-    checkpoint.unlink()  # the copied run's last one: the checkpoint awaited below is this job's
     with console.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -539,3 +532,35 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_env, slurm_run, tm
     # the job keeps its final checkpoint: run again, it trains nothing
     final = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert final["epoch"] == epochs and len(final["metrics"]) == epochs and final["final"]
+
+
+def test_a_training_job_warned_of_its_time_limit_checkpoints_and_stops(slurm_env, time_limit_job):
+    """The profile asks SLURM for SIGTERM 5 minutes before a training job's time limit
+    (--signal=TERM@300): the job finishes its epoch, writes its checkpoint and stops, and SLURM
+    reports it FAILED, not TIMEOUT, long before the SIGKILL of the limit. With a limit of seven
+    minutes the warning is due after two; SLURM may send it up to a minute early (sbatch's
+    documentation; 15 s early here with six minutes), so it comes one to two minutes in, when
+    the job is in its epoch loop. With a limit under five minutes it came at once, at times
+    before the loop had set its handler, and SIGTERM's default action ended the job without a
+    checkpoint."""
+    import torch
+
+    proc, console, workdir = time_limit_job
+    proc.wait(timeout=900)
+    run, epochs = TIME_LIMIT_RUN, TIME_LIMIT_EPOCHS
+    output = console.read_text()
+    assert proc.returncode != 0, output[-3000:]
+    assert "SLURM status is: 'FAILED'" in output, output[-3000:]
+    (job_id,) = [m["slurm_id"] for m in SUBMITTED.finditer(output)]
+    record = _scontrol_job(job_id, slurm_env)
+    assert record["JobState"] == "FAILED", record
+    minutes, seconds = record["RunTime"].split(":")[-2:]
+    assert 50 <= int(minutes) * 60 + int(seconds) < 420, record  # at the warning, before the limit
+
+    log = (workdir / f"results/logs/train/{run}.log").read_text()
+    stopped = re.search(r"stopped by SIGTERM after epoch (\d+); checkpoint written", log)
+    assert stopped, log[-3000:]
+    checkpoint = workdir / f"results/runs/{run}/checkpoint.pt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert state["epoch"] == int(stopped.group(1)) and 1 <= state["epoch"] < epochs
+    assert len(state["metrics"]) == state["epoch"]
