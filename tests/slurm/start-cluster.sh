@@ -71,7 +71,8 @@ link_default_conf() {
 }
 
 host=$(hostname -s)
-nproc=$(nproc)
+# (--all: the CPUs of the machine, not $OMP_NUM_THREADS, which the test processes set to 1)
+nproc=$(nproc --all)
 mem_total_mib=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024))
 # Leave the system some memory; the node offers the rest to jobs.
 real_mem=$((mem_total_mib * 9 / 10))
