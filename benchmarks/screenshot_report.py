@@ -3,8 +3,8 @@ Playwright), for the README:
 
     python benchmarks/screenshot_report.py results/report/index.html docs/report.png
 
-By default it drives Debian's /usr/bin/chromium (``--chromium`` to change it; the flags are those
-of tests/system/test_report_browser.py). The page is loaded from the file, every image must have
+By default it drives Debian's /usr/bin/chromium (``--chromium`` to change it; its flags, ``ARGS``,
+are also the browser test's). The page is loaded from the file, every image must have
 decoded, and the viewport (``--width`` x ``--height``, CSS pixels) is saved as a PNG palette
 image so that it stays small.
 """

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 
-from helpers import require_system
+from helpers import REPO, require_system
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# Chromium as the README's screenshot command launches it (one list of flags).
+sys.path.insert(0, str(REPO / "benchmarks"))
+from screenshot_report import ARGS, CHROMIUM  # noqa: E402
 
 IMAGES = "() => Array.from(document.images, i => ({src: i.src, ok: i.complete, w: i.naturalWidth}))"
 MATH = """() => Array.from(document.querySelectorAll('math'), m => {
