@@ -79,6 +79,12 @@ def _states(run_uuid: str, env: dict) -> dict[str, tuple[str, str]]:
     return jobs
 
 
+def _active(run_uuid: str, env: dict) -> dict[str, str]:
+    """The killed run's jobs that are still pending or running, by run: their job IDs."""
+    states = _states(run_uuid, env).items()
+    return {run: job_id for run, (job_id, state) in states if state in {"PENDING", "RUNNING"}}
+
+
 def _trained_epochs(clone: Path, run: str) -> list[int]:
     text = (clone / f"results/runs/{run}/train.log").read_text()
     return [int(n) for n in re.findall(rf"{re.escape(run)} epoch (\d+) train_loss", text)]
@@ -93,6 +99,14 @@ def clone(tmp_path_factory):
     experiment = {**TINY["experiment"], "label_ratios": ratios}
     write_config(root / "config" / "smoke.yaml", **{**TINY, "experiment": experiment})
     return root
+
+
+@pytest.fixture(autouse=True)
+def _unlocked_after(clone):
+    """A test that fails after its kill leaves no lock that fails the next test as well."""
+    yield
+    subprocess.run([SNAKEMAKE, "--unlock", "--configfile", "config/smoke.yaml"], cwd=clone,
+                   capture_output=True, timeout=300)  # fmt: skip
 
 
 def _killed(clone: Path, runs: list[str], env: dict, tmp_path: Path):
@@ -155,15 +169,18 @@ def test_recovery_by_cancelling_the_orphans(slurm_env, clone, tmp_path):  # noqa
     find, queue, cancel, unlock = _documented_commands()
     assert run_uuid in _shell(find, clone, env).stdout
     listed = _shell(queue, clone, env).stdout
-    running = [run for run, (_, state) in jobs.items() if state in {"RUNNING", "PENDING"}]
-    for run in running:
-        job_id, _ = jobs[run]
+    # the orphans may end while the commands run: every job still active after the listing
+    # was active during it, and a job that has ended is not listed
+    active = _active(run_uuid, env)
+    assert active, "every orphan ended before the recovery could be tested"
+    for run, job_id in active.items():
         assert re.search(rf"{job_id} +\w+ +{run_uuid} rule_train_wildcards_{run}", listed), listed
+    for job_id, state in jobs.values():
+        if state == "COMPLETED":
+            assert not re.search(rf"^ *{job_id} ", listed, re.MULTILINE), listed
     # the 8 characters squeue --me shows cancel nothing
     _shell(cancel.replace("<SLURM run ID>", run_uuid[:8]), clone, env)
-    assert {run for run, (_, s) in _states(run_uuid, env).items() if s == "RUNNING"} >= {
-        run for run in running if jobs[run][1] == "RUNNING"
-    }
+    assert "CANCELLED" not in {state for _, state in _states(run_uuid, env).values()}
     _shell(cancel.replace("<SLURM run ID>", run_uuid), clone, env)
     deadline = time.monotonic() + 60
     while any(
