@@ -21,7 +21,9 @@ class RunData:
     test_y: torch.Tensor
 
     @classmethod
-    def from_artifacts(cls, subset: dict, corrupted: dict) -> RunData:
+    def of_run(cls, subset: dict, run) -> RunData:
+        """The data ``run`` trains on: ``subset`` (``make_subset``) with the run's corruption."""
+        corrupted = make_corrupted(subset, run)
         train_x, test_x = corrupted["train_x"], corrupted["test_x"]
         return cls(
             train_x=to_float(subset["train_x"]) if train_x is None else train_x,
@@ -30,11 +32,6 @@ class RunData:
             test_x=to_float(subset["test_x"]) if test_x is None else test_x,
             test_y=subset["test_y"],
         )
-
-    @classmethod
-    def of_run(cls, subset: dict, run) -> RunData:
-        """The data ``run`` trains on: ``subset`` (``make_subset``) with the run's corruption."""
-        return cls.from_artifacts(subset, make_corrupted(subset, run))
 
     def to(self, device, memory_format) -> RunData:
         """The tensors on ``device``, the images in ``memory_format``."""
