@@ -33,12 +33,12 @@ def is_operational(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in OPERATIONAL_KEYS)
 
 
-def _plain(value):
+def plain(value):
     """Snakemake's config containers as plain dicts and lists."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -54,7 +54,7 @@ def _without_operational(value, prefix: str = ""):
 
 def result_config(config: Mapping) -> dict:
     """The configuration without its operational keys (what provenance records)."""
-    return _without_operational(_plain(config))
+    return _without_operational(plain(config))
 
 
 def training_params(config: Mapping) -> dict:
@@ -65,9 +65,9 @@ def training_params(config: Mapping) -> dict:
 
 def job_config(params: Mapping, config: Mapping) -> dict:
     """A training job's settings: ``params`` plus the operational keys of ``config``'s sections."""
-    merged = _plain(params)
+    merged = plain(params)
     for section in TRAINING_SECTIONS:
-        values = _plain(config.get(section, {}))
+        values = plain(config.get(section, {}))
         operational = {k: v for k, v in values.items() if is_operational(f"{section}.{k}")}
         merged[section] = {**merged.get(section, {}), **operational}
     return merged
@@ -77,8 +77,8 @@ def merge(base: Mapping, overlay: Mapping) -> dict:
     """``overlay`` over ``base``, key by key in nested sections, as Snakemake merges configs."""
     from snakemake.utils import update_config
 
-    merged = _plain(base)
-    update_config(merged, _plain(overlay))
+    merged = plain(base)
+    update_config(merged, plain(overlay))
     return merged
 
 

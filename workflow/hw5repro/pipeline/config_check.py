@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import yaml
 
-from .config import _plain
+from .config import plain
 
 _ONE_JOB_PER_RUN = (
     "removed: every run is one job; delete the key "
@@ -65,7 +65,7 @@ def values_left_as_text(config: Mapping, schema: Mapping) -> list[str]:
     import jsonschema
 
     validator = jsonschema.validators.validator_for(schema)(schema)
-    errors = validator.iter_errors(_plain(config))
+    errors = validator.iter_errors(plain(config))
     return [_dotted(error.absolute_path) for error in errors if _wanted_as_typed(error)]
 
 
@@ -136,7 +136,7 @@ def _violations(config: Mapping, schema: Mapping) -> list[str]:
 
 def config_problems(config: Mapping, schema: Mapping) -> str | None:
     """A short account of what is wrong with ``config`` against ``schema`` (None: nothing)."""
-    config = _plain(config)
+    config = plain(config)
     text_keys = values_left_as_text(config, schema)
     lines = [text_values_hint(text_keys)] if text_keys else _violations(config, schema)
     if not lines:
