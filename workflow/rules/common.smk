@@ -104,12 +104,6 @@ def run_outputs(name):
     return expand("results/runs/{run_id}/{name}", run_id=RUN_IDS, name=name)
 
 
-def run_files(run_dir):
-    """A run's outputs in ``run_dir``, by name (what every later rule reads)."""
-    names = {"metrics": "metrics.csv", "model": "model.pt", "info": "run.json"}
-    return {key: f"{run_dir}/{name}" for key, name in names.items()}
-
-
 def data_params():
     """What a training job draws its data with (hw5repro.training.job.train_job): the subset's seed
     and sizes. Each run's corruption follows from its name."""

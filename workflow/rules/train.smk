@@ -5,7 +5,9 @@ rule train:
         data=rules.fetch_mnist.output.manifest,
         code=code("train.py"),
     output:
-        **run_files("results/runs/{run_id}"),
+        metrics="results/runs/{run_id}/metrics.csv",
+        model="results/runs/{run_id}/model.pt",
+        info="results/runs/{run_id}/run.json",
     log:
         "results/logs/train/{run_id}.log",
     benchmark:
