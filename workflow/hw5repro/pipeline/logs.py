@@ -20,6 +20,12 @@ NEXT_STEPS = (
 )
 
 
+def _where() -> str:
+    """Where this job runs, for the line that starts its log: ``(pid N on host, SLURM job J)``."""
+    slurm = os.environ.get("SLURM_JOB_ID")
+    return f"(pid {os.getpid()} on {socket.gethostname()}{f', SLURM job {slurm}' if slurm else ''})"
+
+
 class StoppedBySignal(RuntimeError):
     """The job stopped on a signal after saving its state (a checkpoint)."""
 
@@ -53,9 +59,7 @@ def setup_logging(
     )
 
     if mode == "a" or history is not None:
-        slurm = f", SLURM job {os.environ['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in os.environ else ""
-        pid, host = os.getpid(), socket.gethostname()
-        logging.getLogger("hw5repro").info("---- job started (pid %d on %s%s)", pid, host, slurm)
+        logging.getLogger("hw5repro").info("---- job started %s", _where())
 
     def excepthook(kind, value, tb):
         if issubclass(kind, StoppedBySignal):
@@ -104,9 +108,7 @@ def keep_run_log(path: str | Path, job: str) -> Path:
     handler = logging.FileHandler(path, mode="a")
     formatters = [h.formatter for h in root.handlers if h.formatter is not None]
     handler.setFormatter(formatters[0] if formatters else logging.Formatter())
-    slurm = os.environ.get("SLURM_JOB_ID")
-    message = "---- job %s started (pid %d on %s%s)"
-    args = (job, os.getpid(), socket.gethostname(), f", SLURM job {slurm}" if slurm else "")
+    message, args = "---- job %s started %s", (job, _where())
     handler.handle(logging.LogRecord("hw5repro", logging.INFO, __file__, 0, message, args, None))
     root.addHandler(handler)
     return path
