@@ -9,8 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from helpers import REPO, settings_config
-from hw5repro.data.rundata import RunData
+from helpers import REPO, settings_config, toy_data
 from hw5repro.training.device import resolve_device
 from hw5repro.training.loop import train
 from hw5repro.training.model import AlexNet
@@ -45,14 +44,7 @@ def build_model(settings: Settings, seed: int) -> AlexNet:
 
 
 def _data(n=512):
-    g = torch.Generator().manual_seed(0)
-    return RunData(
-        torch.rand(n, 1, 28, 28, generator=g),
-        torch.randint(0, 10, (n,), generator=g),
-        torch.zeros(n, dtype=torch.bool),
-        torch.rand(256, 1, 28, 28, generator=g),
-        torch.randint(0, 10, (256,), generator=g),
-    )
+    return toy_data(n, n_test=256, mislabelled_fraction=0.0)
 
 
 def test_auto_picks_cuda_and_bf16():
